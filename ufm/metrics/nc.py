@@ -1,0 +1,345 @@
+"""Neural-collapse metrics NC1-NC4: streaming accumulators and pure measure functions.
+
+One definition of each metric, used on UFM solutions and on network features alike.
+
+Conventions (also in the README):
+
+* class means mu_k; global mean mu_G = mean of the class means (not of the samples;
+  the two agree for balanced classes);
+* Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T,
+  Sigma_B = (1/K) sum_k (mu_k - mu_G)(mu_k - mu_G)^T;
+* ``nc1`` = tr(Sigma_W Sigma_B^+) / K (Papyan, Han and Donoho, Prevalence of neural
+  collapse during the terminal phase of deep learning training, 2020, as used by
+  Zhu et al. 2021); the variant ``"unnormalized"`` = tr(Sigma_W Sigma_B^+) without
+  the 1/K, as some published code reports it. The pseudo-inverse is taken in
+  float64 on the top min(K-1, d) eigen-directions of Sigma_B, dropping eigenvalues
+  below max(K, d) * eps * lambda_max; each term v^T Sigma_W v is clipped at 0, so
+  nc1 is never negative;
+* ``nc2_h`` / ``nc2_w`` = || G/||G||_F - (I - 11^T/K)/sqrt(K-1) ||_F with G the Gram
+  matrix of the centered class means / of the classifier rows (uncentered), Zhu et
+  al., A Geometric Analysis of Neural Collapse with Unconstrained Features, 2021;
+  ``*_equinorm`` = std_k ||v_k|| / mean_k ||v_k||, ``*_equiangular`` =
+  mean_{j != k} |cos(v_j, v_k) + 1/(K-1)| (Papyan et al. 2020);
+* ``nc3`` = || W/||W||_F - M/||M||_F ||_F with M the centered class means (Zhu et al.);
+* ``nc4`` = fraction of samples whose nearest-class-center decision
+  argmin_k ||h - mu_k|| differs from the classifier's argmax_k (W h + b)_k.
+
+All statistics are accumulated in float64 whatever the feature dtype. Metrics that
+are undefined (e.g. Sigma_B = 0 at the trivial solution W = H = 0) are NaN.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from .._validation import InvalidParameterError, Interval, Options, check_param
+
+__all__ = [
+    "ClassStatistics",
+    "NCAccumulator",
+    "NC4Accumulator",
+    "nc_metrics",
+    "nc1",
+    "nc2",
+    "nc3",
+    "equinorm",
+    "equiangularity",
+    "class_statistics_balanced",
+    "NC1_VARIANTS",
+]
+
+NC1_VARIANTS = ("normalized", "unnormalized")
+
+
+@dataclass
+class ClassStatistics:
+    """Sufficient statistics of labelled features, float64.
+
+    Attributes:
+        means: (K, d) class means mu_k.
+        counts: (K,) samples per class.
+        global_mean: (d,) mean of the class means.
+        sigma_w: (d, d) within-class covariance (1/N normalization).
+        sigma_b: (d, d) between-class covariance of the class means (1/K).
+    """
+
+    means: torch.Tensor
+    counts: torch.Tensor
+    global_mean: torch.Tensor
+    sigma_w: torch.Tensor
+    sigma_b: torch.Tensor
+
+    @property
+    def num_classes(self) -> int:
+        return self.means.shape[-2]
+
+    def fingerprint(self) -> str:
+        return hashlib.sha1(self.means.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def _between(means: torch.Tensor):
+    global_mean = means.mean(-2)  # (..., d)
+    centered = means - global_mean.unsqueeze(-2)  # (..., K, d)
+    sigma_b = centered.transpose(-1, -2) @ centered / means.shape[-2]  # (..., d, d)
+    return global_mean, centered, sigma_b
+
+
+class NCAccumulator:
+    """One pass over batches: class sums, counts and within-class scatter, in float64.
+
+    Uses the shifted-data algorithm: each class is centred on a reference point (its
+    mean in the first batch where it appears) before the second moment is
+    accumulated, so strongly collapsed features lose no precision to cancellation.
+    Memory O(d^2 + K d); cost per batch one (B x d)^T (B x d) product.
+    """
+
+    def __init__(self, num_classes: int, dim: int, *, dtype=torch.float64, device=None):
+        check_param("num_classes", num_classes, Interval("int", 2, None, "left"), "NCAccumulator")
+        check_param("dim", dim, Interval("int", 1, None, "left"), "NCAccumulator")
+        self.num_classes, self.dim, self.dtype = num_classes, dim, dtype
+        self.device = torch.device(device) if device is not None else None
+        self._shift = None  # (K, d)
+        self._sums = None  # (K, d) sums of shifted features
+        self._scatter = None  # (d, d) sum of shifted outer products
+        self._counts = None  # (K,)
+
+    def _init(self, device):
+        K, d = self.num_classes, self.dim
+        self.device = device
+        self._shift = torch.zeros(K, d, dtype=self.dtype, device=device)
+        self._sums = torch.zeros(K, d, dtype=self.dtype, device=device)
+        self._scatter = torch.zeros(d, d, dtype=self.dtype, device=device)
+        self._counts = torch.zeros(K, dtype=torch.int64, device=device)
+
+    @torch.no_grad()
+    def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add a batch: ``features (B, d)``, integer ``labels (B,)`` in [0, K)."""
+        X, y = _check_batch(features, labels, self.num_classes, self.dim, "NCAccumulator.update")
+        if self._sums is None:
+            self._init(self.device if self.device is not None else X.device)
+        X = X.to(dtype=self.dtype, device=self.device)  # (B, d)
+        y = y.to(self.device)
+        batch_counts = torch.bincount(y, minlength=self.num_classes)  # (K,)
+        new = (self._counts == 0) & (batch_counts > 0)
+        if bool(new.any()):
+            batch_sums = torch.zeros_like(self._sums).index_add_(0, y, X)  # (K, d)
+            ref = batch_sums / batch_counts.clamp(min=1).unsqueeze(1).to(self.dtype)
+            self._shift[new] = ref[new]
+        D = X - self._shift[y]  # (B, d)
+        self._sums.index_add_(0, y, D)
+        self._scatter += D.T @ D
+        self._counts += batch_counts
+
+    def statistics(self) -> ClassStatistics:
+        if self._counts is None:
+            raise ValueError("NCAccumulator.statistics: no batch has been added")
+        empty = (self._counts == 0).nonzero().flatten().tolist()
+        if empty:
+            raise ValueError(f"NCAccumulator.statistics: classes {empty} have no samples; "
+                             "every class in [0, num_classes) needs at least one")
+        counts = self._counts.to(self.dtype)  # (K,)
+        N = counts.sum()
+        delta = self._sums / counts.unsqueeze(1)  # (K, d) mean offset from the shift
+        means = self._shift + delta  # (K, d)
+        sigma_w = (self._scatter - (self._sums.T * (1 / counts)) @ self._sums) / N  # (d, d)
+        sigma_w = (sigma_w + sigma_w.T) / 2
+        global_mean, _, sigma_b = _between(means)
+        return ClassStatistics(means, self._counts.clone(), global_mean, sigma_w, sigma_b)
+
+
+class NC4Accumulator:
+    """Second pass: agreement of the nearest-class-center and classifier decisions.
+
+    NC4 needs the final class means, so it cannot share the first pass; the means'
+    fingerprint is kept so that :meth:`value` can check they match ``statistics``.
+    """
+
+    def __init__(self, means: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None):
+        self.means = means.to(torch.float64)  # (K, d)
+        self.weight = weight.to(dtype=torch.float64, device=means.device)  # (K, d)
+        self.bias = (torch.zeros(means.shape[0], dtype=torch.float64, device=means.device) if bias is None
+                     else bias.to(dtype=torch.float64, device=means.device))  # (K,)
+        self._fingerprint = hashlib.sha1(self.means.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+        self._sq = (self.means**2).sum(1)  # (K,)
+        self.mismatches = 0
+        self.total = 0
+
+    @torch.no_grad()
+    def update(self, features: torch.Tensor, labels: Optional[torch.Tensor] = None) -> None:
+        X = features.to(dtype=torch.float64, device=self.means.device)  # (B, d)
+        ncc = torch.argmin(self._sq - 2 * X @ self.means.T, dim=1)  # (B,)
+        clf = torch.argmax(X @ self.weight.T + self.bias, dim=1)  # (B,)
+        self.mismatches += int((ncc != clf).sum())
+        self.total += X.shape[0]
+
+    def value(self, statistics: Optional[ClassStatistics] = None) -> float:
+        if statistics is not None and statistics.fingerprint() != self._fingerprint:
+            raise ValueError("NC4Accumulator: the class means changed between passes; "
+                             "build the accumulator from the statistics of the same features")
+        return self.mismatches / self.total if self.total else float("nan")
+
+
+def _check_batch(features, labels, K, d, caller):
+    if not isinstance(features, torch.Tensor) or features.ndim != 2:
+        raise InvalidParameterError(f"The 'features' parameter of {caller} must be a 2-D tensor (N, d). "
+                                    f"Got {getattr(features, 'shape', type(features).__name__)} instead.")
+    if d is not None and features.shape[1] != d:
+        raise InvalidParameterError(f"The 'features' parameter of {caller} must have {d} columns. "
+                                    f"Got {features.shape[1]} instead.")
+    if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.shape[0] != features.shape[0] \
+            or labels.is_floating_point():
+        raise InvalidParameterError(f"The 'labels' parameter of {caller} must be an integer tensor (N,) with "
+                                    f"N = {features.shape[0]}. Got {getattr(labels, 'shape', labels)} instead.")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= K):
+        raise InvalidParameterError(f"The 'labels' parameter of {caller} must hold ints in the range [0, {K}). "
+                                    f"Got values in [{int(labels.min())}, {int(labels.max())}] instead.")
+    return features, labels.long()
+
+
+# ---------------------------------------------------------------------------
+# Measure functions: pure, batched over leading dimensions, float64 in and out.
+
+def nc1(sigma_w: torch.Tensor, sigma_b: torch.Tensor, num_classes: int, variant: str = "normalized") -> torch.Tensor:
+    """tr(Sigma_W Sigma_B^+) / K (``variant="normalized"``) or without 1/K (``"unnormalized"``).
+
+    Sigma_B^+ is the pseudo-inverse on the top min(K-1, d) eigen-directions of Sigma_B
+    (eigenvalues below max(K, d) * eps * lambda_max dropped). NaN where Sigma_B = 0.
+    """
+    check_param("variant", variant, Options(NC1_VARIANTS), "nc1")
+    sigma_w = sigma_w.to(torch.float64)
+    evals, evecs = torch.linalg.eigh(sigma_b.to(torch.float64))  # ascending, (..., d), (..., d, d)
+    d = evals.shape[-1]
+    r = min(num_classes - 1, d)
+    lam, V = evals[..., d - r:], evecs[..., d - r:]  # top r
+    lam_max = lam[..., -1:].clamp(min=0)
+    keep = lam > max(num_classes, d) * torch.finfo(torch.float64).eps * lam_max
+    proj = ((sigma_w @ V) * V).sum(-2).clamp(min=0)  # v_j^T Sigma_W v_j, (..., r)
+    terms = torch.where(keep, proj / torch.where(keep, lam, torch.ones_like(lam)), torch.zeros_like(lam))
+    value = terms.sum(-1)
+    value = torch.where(lam_max.squeeze(-1) > 0, value, torch.full_like(value, float("nan")))
+    return value / num_classes if variant == "normalized" else value
+
+
+def _etf_gram(K: int, dtype=torch.float64, device=None) -> torch.Tensor:
+    return (torch.eye(K, dtype=dtype, device=device) - 1.0 / K) / (K - 1) ** 0.5  # unit Frobenius norm
+
+
+def nc2(vectors: torch.Tensor) -> torch.Tensor:
+    """|| G/||G||_F - (I - 11^T/K)/sqrt(K-1) ||_F, G = V V^T for ``vectors (..., K, d)`` (Zhu et al.)."""
+    V = vectors.to(torch.float64)
+    G = V @ V.transpose(-1, -2)  # (..., K, K)
+    G = G / torch.linalg.matrix_norm(G).unsqueeze(-1).unsqueeze(-1)
+    return torch.linalg.matrix_norm(G - _etf_gram(V.shape[-2], device=V.device))
+
+
+def equinorm(vectors: torch.Tensor) -> torch.Tensor:
+    """std_k ||v_k|| / mean_k ||v_k|| (population std; Papyan et al. 2020)."""
+    norms = torch.linalg.vector_norm(vectors.to(torch.float64), dim=-1)  # (..., K)
+    return norms.std(-1, correction=0) / norms.mean(-1)
+
+
+def equiangularity(vectors: torch.Tensor) -> torch.Tensor:
+    """mean over j != k of |cos(v_j, v_k) + 1/(K-1)| (Papyan et al. 2020)."""
+    V = vectors.to(torch.float64)
+    K = V.shape[-2]
+    U = V / torch.linalg.vector_norm(V, dim=-1, keepdim=True)
+    C = U @ U.transpose(-1, -2) + 1.0 / (K - 1)  # (..., K, K)
+    off = ~torch.eye(K, dtype=torch.bool, device=V.device)
+    return C.abs()[..., off].mean(-1)
+
+
+def nc3(weight: torch.Tensor, centered_means: torch.Tensor) -> torch.Tensor:
+    """|| W/||W||_F - M/||M||_F ||_F, ``weight`` and ``centered_means`` (..., K, d) (Zhu et al.)."""
+    W = weight.to(torch.float64)
+    M = centered_means.to(torch.float64)
+    Wn = W / torch.linalg.matrix_norm(W).unsqueeze(-1).unsqueeze(-1)
+    Mn = M / torch.linalg.matrix_norm(M).unsqueeze(-1).unsqueeze(-1)
+    return torch.linalg.matrix_norm(Wn - Mn)
+
+
+def class_statistics_balanced(H: torch.Tensor, per_class: int):
+    """Batched class statistics of UFM features ``H (..., d, N)`` with column i in class i // n.
+
+    Returns (means (..., K, d), centered means, sigma_w (..., d, d), sigma_b (..., d, d)),
+    the same quantities as :class:`NCAccumulator` (direct two-pass form, float64).
+    """
+    H = H.to(torch.float64)
+    d, N = H.shape[-2], H.shape[-1]
+    K = N // per_class
+    Hk = H.reshape(*H.shape[:-1], K, per_class)  # (..., d, K, n)
+    means = Hk.mean(-1).transpose(-1, -2)  # (..., K, d)
+    R = (Hk - means.transpose(-1, -2).unsqueeze(-1)).reshape(*H.shape[:-1], N)  # (..., d, N)
+    sigma_w = R @ R.transpose(-1, -2) / N  # (..., d, d)
+    _, centered, sigma_b = _between(means)
+    return means, centered, sigma_w, sigma_b
+
+
+def nc_metrics(features: torch.Tensor, labels: torch.Tensor, weight: Optional[torch.Tensor] = None,
+               bias: Optional[torch.Tensor] = None, *, num_classes: Optional[int] = None,
+               nc1_variant: str = "normalized", batch_size: int = 8192) -> dict:
+    """Neural-collapse metrics of features ``(N, d)`` with integer labels ``(N,)``.
+
+    Conventions: see the module docstring. Statistics are accumulated in float64 in
+    one streaming pass of ``batch_size`` rows (memory O(d^2 + K d)); NC4 takes a
+    second pass, since it needs the final class means.
+
+    Args:
+        features: (N, d) tensor, any float dtype.
+        labels: (N,) integer tensor in [0, K).
+        weight: optional classifier (K, d); enables nc2_w*, nc3 and nc4.
+        bias: optional classifier bias (K,), used by nc4 (zero if absent).
+        num_classes: K (default: max label + 1).
+        nc1_variant: "normalized" (tr(Sigma_W Sigma_B^+)/K) or "unnormalized".
+
+    Returns:
+        dict of Python floats: ``nc1``, ``nc2_h``, ``nc2_h_equinorm``,
+        ``nc2_h_equiangular`` and, with ``weight``, ``nc2_w``, ``nc2_w_equinorm``,
+        ``nc2_w_equiangular``, ``nc3``, ``nc4``.
+
+    Example:
+        >>> import torch
+        >>> from ufm import nc_metrics
+        >>> X = torch.randn(100, 8, dtype=torch.float64); y = torch.arange(100) % 4
+        >>> sorted(nc_metrics(X, y))[:2]
+        ['nc1', 'nc2_h']
+    """
+    check_param("nc1_variant", nc1_variant, Options(NC1_VARIANTS), "nc_metrics")
+    check_param("batch_size", batch_size, Interval("int", 1, None, "left"), "nc_metrics")
+    if num_classes is None and isinstance(labels, torch.Tensor) and labels.numel():
+        num_classes = int(labels.max()) + 1
+    if weight is not None and num_classes is None:
+        num_classes = weight.shape[0]
+    check_param("num_classes", num_classes, Interval("int", 2, None, "left"), "nc_metrics")
+    X, y = _check_batch(features, labels, num_classes, None, "nc_metrics")
+    if weight is not None and (weight.ndim != 2 or tuple(weight.shape) != (num_classes, X.shape[1])):
+        raise InvalidParameterError(f"The 'weight' parameter of nc_metrics must have shape "
+                                    f"({num_classes}, {X.shape[1]}). Got {tuple(weight.shape)} instead.")
+    if bias is not None and tuple(bias.shape) != (num_classes,):
+        raise InvalidParameterError(f"The 'bias' parameter of nc_metrics must have shape ({num_classes},). "
+                                    f"Got {tuple(bias.shape)} instead.")
+    acc = NCAccumulator(num_classes, X.shape[1], device=X.device)
+    for start in range(0, X.shape[0], batch_size):
+        acc.update(X[start:start + batch_size], y[start:start + batch_size])
+    st = acc.statistics()
+    centered = st.means - st.global_mean  # (K, d)
+    out = {
+        "nc1": nc1(st.sigma_w, st.sigma_b, num_classes, nc1_variant),
+        "nc2_h": nc2(centered),
+        "nc2_h_equinorm": equinorm(centered),
+        "nc2_h_equiangular": equiangularity(centered),
+    }
+    if weight is not None:
+        dec = NC4Accumulator(st.means, weight, bias)
+        for start in range(0, X.shape[0], batch_size):
+            dec.update(X[start:start + batch_size])
+        out.update({
+            "nc2_w": nc2(weight),
+            "nc2_w_equinorm": equinorm(weight),
+            "nc2_w_equiangular": equiangularity(weight),
+            "nc3": nc3(weight, centered),
+            "nc4": dec.value(st),
+        })
+    return {k: float(v) for k, v in out.items()}

@@ -1,0 +1,169 @@
+"""Closed-form UFM minimizers, compiled from the symbolic derivation.
+
+Evaluates the expressions derived in ``ufm.theory.symbolic`` (see
+``derivations/minimizer.md``, equations cited as (Mk)) through generated Python
+source (``_minimizer_generated.py``), vectorized over configurations, in numpy or
+torch. sympy is never imported here.
+
+Conventions (README, "Conventions"): objective
+(1/N) sum_i L + (lambda_W/2)||W||_F^2 + (lambda_H/2)||H||_F^2 + (lambda_b/2)||b||^2,
+label-smoothed target (1 - alpha) e_y + (alpha/K) 1.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .._validation import InvalidParameterError, warn_closed_form
+from ..problem import UFMProblem
+from . import _minimizer_generated as _gen
+
+__all__ = ["ClosedForm", "closed_form", "closed_form_arrays", "explicit_minimizer", "simplex_etf"]
+
+_GENERATED = {"label_smoothing": _gen.FUNCTIONS}
+_QUANTITIES = ("logit_gap", "p_true", "p_off", "w_norm", "h_norm", "objective")
+
+
+def closed_form_arrays(alpha, K, n, lambda_w, lambda_h, loss: str = "label_smoothing", xp=np) -> dict:
+    """Closed-form minimizer quantities, vectorized over broadcastable arrays.
+
+    No validation: the caller passes valid parameters (use :func:`closed_form` for one
+    checked problem). Works with ``xp=numpy`` (float64 arrays) or ``xp=torch``
+    (tensors keep their dtype and device; python numbers become float64).
+
+    Returns:
+        dict of arrays: ``logit_gap`` (Delta*, M13), ``p_true``, ``p_off`` (M14, M15),
+        ``w_norm`` = ||w_k*||, ``h_norm`` = ||h_k*|| (M16, M17), ``objective`` = f* (M18),
+        ``threshold`` = s_crit (M21), ``reg_strength`` = s = sqrt(n lambda_W lambda_H),
+        ``trivial`` (bool, s >= s_crit: the only minimizer is W = H = 0, where
+        logit_gap = norms = 0, p_true = p_off = 1/K and f* = ell(0)).
+    """
+    fns = _GENERATED[loss]
+    if xp is torch:
+        ref = next((a for a in (alpha, K, n, lambda_w, lambda_h) if isinstance(a, torch.Tensor)), None)
+        kw = dict(dtype=ref.dtype if ref is not None and ref.is_floating_point() else torch.float64,
+                  device=ref.device if ref is not None else None)
+        args = torch.broadcast_tensors(*[torch.as_tensor(a, **kw) for a in (alpha, K, n, lambda_w, lambda_h)])
+        where, full = torch.where, lambda a, v: torch.full_like(a, v)
+    else:
+        args = np.broadcast_arrays(*[np.asarray(a, dtype=np.float64) for a in (alpha, K, n, lambda_w, lambda_h)])
+        where, full = np.where, lambda a, v: np.full_like(a, v)
+    a, k, nn, lw, lh = args
+    s = xp.sqrt(nn * lw * lh)
+    threshold = fns["threshold"](*args, xp) + 0 * s
+    trivial = s >= threshold
+    out = {"threshold": threshold, "reg_strength": s, "trivial": trivial}
+    with np.errstate(all="ignore"):  # the nonzero branch is NaN past the threshold; replaced below
+        for name in _QUANTITIES:
+            out[name] = fns[name](*args, xp)
+    zero = full(s, 0.0)
+    out["logit_gap"] = where(trivial, zero, out["logit_gap"])
+    out["w_norm"] = where(trivial, zero, out["w_norm"])
+    out["h_norm"] = where(trivial, zero, out["h_norm"])
+    out["p_true"] = where(trivial, 1.0 / k, out["p_true"])
+    out["p_off"] = where(trivial, 1.0 / k, out["p_off"])
+    out["objective"] = where(trivial, fns["trivial_objective"](*args, xp) + 0 * s, out["objective"])
+    return out
+
+
+@dataclass(frozen=True)
+class ClosedForm:
+    """The closed-form global minimizer of one UFM problem.
+
+    Attributes:
+        logit_gap: Delta* = z_true - z_off at every sample (M13).
+        p_true, p_off: softmax probabilities of the true class and of each other class.
+        w_norm, h_norm: ||w_k*|| for every class, ||h_i*|| for every sample.
+        objective: f* (the bias term is 0 since b* = 0).
+        bias_norm: ||b*|| = 0 (for lambda_b = 0 any b0 * 1 is also optimal).
+        threshold: s_crit; the nonzero minimizer exists iff reg_strength < threshold.
+        reg_strength: s = sqrt(n lambda_W lambda_H).
+        trivial: True past the threshold: the only minimizer is W = H = 0.
+        applies: False when d < K - 1 (values are those of the ETF ansatz, not a minimizer).
+    """
+
+    problem: UFMProblem
+    logit_gap: float
+    p_true: float
+    p_off: float
+    w_norm: float
+    h_norm: float
+    objective: float
+    bias_norm: float
+    threshold: float
+    reg_strength: float
+    trivial: bool
+    applies: bool
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["problem"] = self.problem.to_dict()
+        return d
+
+
+def closed_form(problem: UFMProblem) -> ClosedForm:
+    """The closed-form global minimizer of ``problem`` (validated by UFMProblem).
+
+    Warns with ClosedFormNotApplicableWarning when d < K - 1.
+    """
+    if not isinstance(problem, UFMProblem):
+        raise InvalidParameterError(
+            f"The 'problem' parameter of closed_form must be a UFMProblem. Got {type(problem).__name__} instead.")
+    if not problem.closed_form_applies:
+        warn_closed_form(problem.K, problem.d, "closed_form")
+    p = problem
+    v = closed_form_arrays(p.alpha, p.K, p.n, p.lambda_w, p.lambda_h, loss=p.loss)
+    return ClosedForm(problem=p, bias_norm=0.0, applies=p.closed_form_applies,
+                      trivial=bool(v["trivial"]),
+                      **{k: float(v[k]) for k in _QUANTITIES + ("threshold", "reg_strength")})
+
+
+def simplex_etf(K: int, d: int, dtype=torch.float64, device=None) -> torch.Tensor:
+    """A K x d simplex ETF with unit-norm rows: <m_j, m_k> = -1/(K-1) for j != k.
+
+    Built from the Helmert basis of the subspace orthogonal to the all-ones vector,
+    embedded in the first K - 1 coordinates of R^d. Requires d >= K - 1.
+    """
+    if d < K - 1:
+        raise InvalidParameterError(
+            f"The 'd' parameter of simplex_etf must be an int in the range [K-1, inf) = [{K - 1}, inf). Got {d} instead.")
+    U = torch.zeros(K, d, dtype=torch.float64)  # (K, d)
+    for j in range(1, K):  # Helmert row j: (1,...,1, -j, 0,...)/sqrt(j(j+1)), as a column of U
+        U[:j, j - 1] = 1.0 / math.sqrt(j * (j + 1))
+        U[j, j - 1] = -j / math.sqrt(j * (j + 1))
+    return (math.sqrt(K / (K - 1)) * U).to(dtype=dtype, device=device)
+
+
+def explicit_minimizer(problem: UFMProblem, dtype=torch.float64, device=None,
+                       rotation_seed: Optional[int] = None):
+    """The exact minimizer (W*, H*, b*) of ``problem`` as tensors.
+
+    W* = ||w*|| M (K x d) with M a simplex ETF (:func:`simplex_etf`); column i of
+    H* (d x N) is (||h*|| / ||w*||) w*_{y_i} with y_i = i // n; b* = 0. Past the
+    threshold, W* = H* = 0. ``rotation_seed`` applies a random orthogonal Q (d x d):
+    (W* Q^T, Q H*), another point of the same minimizer orbit.
+
+    Returns:
+        (W (K, d), H (d, N), b (K,)) in ``dtype`` on ``device``.
+    """
+    cf = closed_form(problem)
+    if not problem.closed_form_applies:
+        raise InvalidParameterError(
+            f"The 'dim' parameter of explicit_minimizer must be an int in the range [K-1, inf) = "
+            f"[{problem.K - 1}, inf). Got {problem.d} instead.")
+    K, d, n = problem.K, problem.d, problem.n
+    M = simplex_etf(K, d)  # (K, d), float64
+    W = cf.w_norm * M  # (K, d)
+    ratio = cf.h_norm / cf.w_norm if cf.w_norm > 0 else 0.0
+    H = (ratio * W).repeat_interleave(n, dim=0).T.contiguous()  # (d, N)
+    if rotation_seed is not None:
+        g = torch.Generator().manual_seed(rotation_seed)
+        Q, R = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+        Q = Q * torch.sign(torch.diagonal(R))  # Haar-distributed
+        W, H = W @ Q.T, Q @ H
+    b = torch.zeros(K, dtype=torch.float64)
+    return W.to(dtype=dtype, device=device), H.to(dtype=dtype, device=device), b.to(dtype=dtype, device=device)
