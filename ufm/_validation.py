@@ -25,7 +25,14 @@ class InvalidParameterError(ValueError, TypeError):
     """A user-supplied parameter is out of range or of the wrong type.
 
     Subclasses both ValueError and TypeError, so either ``except`` catches it.
+    ``param``, ``value`` and ``expected`` hold the parts of the message, so that a
+    command line can rephrase it with its own flag names.
     """
+
+    def __init__(self, message: str, param: Optional[str] = None, value: Any = None,
+                 expected: Optional[str] = None):
+        super().__init__(message)
+        self.param, self.value, self.expected = param, value, expected
 
 
 class ClosedFormNotApplicableWarning(UserWarning):
@@ -91,7 +98,8 @@ def check_param(name: str, value: Any, constraint, caller: str) -> Any:
     if not constraint.contains(value):
         raise InvalidParameterError(
             f"The {name!r} parameter of {caller} must be {constraint.describe()}. "
-            f"Got {value!r} instead."
+            f"Got {value!r} instead.",
+            param=name, value=value, expected=constraint.describe(),
         )
     return value
 

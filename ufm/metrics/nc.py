@@ -22,7 +22,8 @@ Conventions (also in the README):
   mean_{j != k} |cos(v_j, v_k) + 1/(K-1)| (Papyan et al. 2020);
 * ``nc3`` = || W/||W||_F - M/||M||_F ||_F with M the centered class means (Zhu et al.);
 * ``nc4`` = fraction of samples whose nearest-class-center decision
-  argmin_k ||h - mu_k|| differs from the classifier's argmax_k (W h + b)_k.
+  argmin_k ||h - mu_k|| differs from the classifier's argmax_k (W h + b)_k (ties go
+  to the lowest class index in both).
 
 All statistics are accumulated in float64 whatever the feature dtype. Metrics that
 are undefined (e.g. Sigma_B = 0 at the trivial solution W = H = 0) are NaN.
@@ -77,7 +78,12 @@ class ClassStatistics:
         return self.means.shape[-2]
 
     def fingerprint(self) -> str:
-        return hashlib.sha1(self.means.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+        return _fingerprint(self.means)
+
+
+def _fingerprint(means: torch.Tensor) -> str:
+    """Hash of the class means (as float64 bytes), to check that two passes agree."""
+    return hashlib.sha1(means.detach().to(torch.float64).cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
 def _between(means: torch.Tensor):
@@ -162,7 +168,7 @@ class NC4Accumulator:
         self.weight = weight.to(dtype=torch.float64, device=means.device)  # (K, d)
         self.bias = (torch.zeros(means.shape[0], dtype=torch.float64, device=means.device) if bias is None
                      else bias.to(dtype=torch.float64, device=means.device))  # (K,)
-        self._fingerprint = hashlib.sha1(self.means.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+        self._fingerprint = _fingerprint(means)
         self._sq = (self.means**2).sum(1)  # (K,)
         self.mismatches = 0
         self.total = 0
@@ -291,7 +297,7 @@ def nc_metrics(features: torch.Tensor, labels: torch.Tensor, weight: Optional[to
         labels: (N,) integer tensor in [0, K).
         weight: optional classifier (K, d); enables nc2_w*, nc3 and nc4.
         bias: optional classifier bias (K,), used by nc4 (zero if absent).
-        num_classes: K (default: max label + 1).
+        num_classes: K (default: rows of ``weight``, else max label + 1).
         nc1_variant: "normalized" (tr(Sigma_W Sigma_B^+)/K) or "unnormalized".
 
     Returns:
@@ -308,10 +314,11 @@ def nc_metrics(features: torch.Tensor, labels: torch.Tensor, weight: Optional[to
     """
     check_param("nc1_variant", nc1_variant, Options(NC1_VARIANTS), "nc_metrics")
     check_param("batch_size", batch_size, Interval("int", 1, None, "left"), "nc_metrics")
-    if num_classes is None and isinstance(labels, torch.Tensor) and labels.numel():
+    _check_batch(features, labels, 2**62, None, "nc_metrics")  # types and shapes first; ranges below
+    if num_classes is None and labels.numel():
         num_classes = int(labels.max()) + 1
-    if weight is not None and num_classes is None:
-        num_classes = weight.shape[0]
+        if weight is not None and getattr(weight, "ndim", 0) == 2 and weight.shape[0] > num_classes:
+            num_classes = weight.shape[0]  # the last classes may have no samples: reported as such below
     check_param("num_classes", num_classes, Interval("int", 2, None, "left"), "nc_metrics")
     X, y = _check_batch(features, labels, num_classes, None, "nc_metrics")
     if weight is not None and (weight.ndim != 2 or tuple(weight.shape) != (num_classes, X.shape[1])):

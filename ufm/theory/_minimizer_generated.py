@@ -37,3 +37,15 @@ def trivial_objective(alpha, K, n, lambda_w, lambda_h, xp):
 
 
 FUNCTIONS = {'logit_gap': logit_gap, 'p_true': p_true, 'p_off': p_off, 'w_norm': w_norm, 'h_norm': h_norm, 'objective': objective, 'threshold': threshold, 'trivial_objective': trivial_objective}
+
+#: LaTeX of each result in the primary symbols (nonzero branch)
+LATEX = {
+    'logit_gap': '\\log{\\left(\\frac{- K^{2} \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} - K \\alpha + K \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} + K + \\alpha}{K \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} + \\alpha} \\right)}',
+    'p_true': '- K \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} - \\alpha + \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} + 1 + \\frac{\\alpha}{K}',
+    'p_off': '\\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} + \\frac{\\alpha}{K}',
+    'w_norm': '\\frac{\\sqrt[4]{\\lambda_{H}} \\sqrt[4]{n} \\sqrt{\\log{\\left(\\frac{- K^{2} \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} - K \\alpha + K \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} + K + \\alpha}{K \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} + \\alpha} \\right)} - \\frac{\\log{\\left(\\frac{- K^{2} \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} - K \\alpha + K \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} + K + \\alpha}{K \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} + \\alpha} \\right)}}{K}}}{\\sqrt[4]{\\lambda_{W}}}',
+    'h_norm': '\\frac{\\sqrt[4]{\\lambda_{W}} \\sqrt{\\log{\\left(\\frac{- K^{2} \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} - K \\alpha + K \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} + K + \\alpha}{K \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} + \\alpha} \\right)} - \\frac{\\log{\\left(\\frac{- K^{2} \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} - K \\alpha + K \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} + K + \\alpha}{K \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} + \\alpha} \\right)}}{K}}}{\\sqrt[4]{\\lambda_{H}} \\sqrt[4]{n}}',
+    'objective': '\\left(- K \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} - \\alpha + \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} + \\frac{\\alpha}{K}\\right) \\log{\\left(K \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} + \\alpha \\right)} + \\left(K \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} + \\alpha - \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} - 1 - \\frac{\\alpha}{K}\\right) \\log{\\left(- K^{2} \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} - K \\alpha + K \\sqrt{\\lambda_{H}} \\sqrt{\\lambda_{W}} \\sqrt{n} + K + \\alpha \\right)} + \\log{\\left(K \\right)}',
+    'threshold': '- \\frac{\\alpha - 1}{K}',
+    'trivial_objective': '\\log{\\left(K \\right)}',
+}

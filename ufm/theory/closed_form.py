@@ -36,9 +36,9 @@ def closed_form_arrays(alpha, K, n, lambda_w, lambda_h, loss: str = "label_smoot
     (tensors keep their dtype and device; python numbers become float64).
 
     Returns:
-        dict of arrays: ``logit_gap`` (Delta*, M13), ``p_true``, ``p_off`` (M14, M15),
-        ``w_norm`` = ||w_k*||, ``h_norm`` = ||h_k*|| (M16, M17), ``objective`` = f* (M18),
-        ``threshold`` = s_crit (M21), ``reg_strength`` = s = sqrt(n lambda_W lambda_H),
+        dict of arrays: ``logit_gap`` (Delta*, M14), ``p_true``, ``p_off`` (M15, M16),
+        ``w_norm`` = ||w_k*||, ``h_norm`` = ||h_k*|| (M17, M18), ``objective`` = f* (M19),
+        ``threshold`` = s_crit (M22), ``reg_strength`` = s = sqrt(n lambda_W lambda_H),
         ``trivial`` (bool, s >= s_crit: the only minimizer is W = H = 0, where
         logit_gap = norms = 0, p_true = p_off = 1/K and f* = ell(0)).
     """
@@ -75,11 +75,11 @@ class ClosedForm:
     """The closed-form global minimizer of one UFM problem.
 
     Attributes:
-        logit_gap: Delta* = z_true - z_off at every sample (M13).
+        logit_gap: Delta* = z_true - z_off at every sample (M14).
         p_true, p_off: softmax probabilities of the true class and of each other class.
         w_norm, h_norm: ||w_k*|| for every class, ||h_i*|| for every sample.
-        objective: f* (the bias term is 0 since b* = 0).
-        bias_norm: ||b*|| = 0 (for lambda_b = 0 any b0 * 1 is also optimal).
+        objective: f* (M19; the bias term is 0 since b* = 0).
+        bias_norm: ||b*|| = 0 (M20; for lambda_b = 0 any b0 * 1 is also optimal).
         threshold: s_crit; the nonzero minimizer exists iff reg_strength < threshold.
         reg_strength: s = sqrt(n lambda_W lambda_H).
         trivial: True past the threshold: the only minimizer is W = H = 0.

@@ -313,5 +313,8 @@ def to_python(derivation: Derivation) -> str:
     for name, expr in derivation.results.items():
         lines += [f"def {name}(alpha, K, n, lambda_w, lambda_h, xp):",
                   f"    return {_pycode(expr)}", "", ""]
-    lines += ["FUNCTIONS = {" + ", ".join(f"{n!r}: {n}" for n in derivation.results) + "}"]
+    lines += ["FUNCTIONS = {" + ", ".join(f"{n!r}: {n}" for n in derivation.results) + "}", "",
+              "#: LaTeX of each result in the primary symbols (nonzero branch)", "LATEX = {"]
+    lines += [f"    {name!r}: {sp.latex(expr)!r}," for name, expr in derivation.results.items()]
+    lines += ["}"]
     return "\n".join(lines) + "\n"

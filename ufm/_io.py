@@ -1,0 +1,76 @@
+"""Atomic writes and self-describing records."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_write_text", "write_json", "read_json", "environment", "to_jsonable"]
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file in the same folder,
+    flushed and fsync'd, then renamed over the target. A reader sees the old file or
+    the new one, never a partial write."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Tensors, numpy values and non-finite floats into plain JSON (NaN -> null)."""
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        obj = obj.tolist()
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=1, sort_keys=False) + "\n")
+
+
+def read_json(path) -> Any:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def environment() -> dict:
+    """Library versions and machine, recorded next to every result."""
+    import numpy
+    import torch
+
+    from . import __version__
+
+    env = {"ufm": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
+           "numpy": numpy.__version__, "platform": platform.platform(), "machine": platform.machine(),
+           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+           "torch_threads": torch.get_num_threads()}
+    try:
+        import sympy
+
+        env["sympy"] = sympy.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return env

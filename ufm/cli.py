@@ -1,0 +1,333 @@
+"""The ``ufm`` command line (thin: parse, validate, call the Python API, print).
+
+Bad input exits with code 2 and one line on stderr; ``ufm verify`` exits 1 when a
+point disagrees with the closed form.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import warnings
+from typing import List, Optional
+
+from . import __version__
+from ._validation import InvalidParameterError
+
+__all__ = ["main", "build_parser"]
+
+_FLAGS = {"num_classes": "-K/--num-classes", "per_class": "-n/--per-class", "dim": "-d/--dim",
+          "lambda_w": "--lambda-w", "lambda_h": "--lambda-h", "lambda_b": "--lambda-b", "alpha": "--alpha",
+          "lr": "--lr", "momentum": "--momentum", "tol": "--tol", "max_steps": "--max-steps",
+          "history": "--history", "init_scale": "--init-scale", "seeds": "--seeds", "classes": "--classes"}
+
+
+class UsageError(Exception):
+    """A command-line error: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
+def _problem_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("problem (README, Conventions)")
+    g.add_argument("-K", "--num-classes", type=int, default=10, help="number of classes K >= 2 (default 10)")
+    g.add_argument("-n", "--per-class", type=int, default=10, help="samples per class n >= 1 (default 10)")
+    g.add_argument("-d", "--dim", type=int, default=None, help="feature dimension d >= 1 (default K)")
+    g.add_argument("--lambda-w", type=float, default=5e-3, help="weight decay on W, > 0 (default 5e-3)")
+    g.add_argument("--lambda-h", type=float, default=5e-3, help="weight decay on H, > 0 (default 5e-3)")
+    g.add_argument("--lambda-b", type=float, default=0.0, help="weight decay on b, >= 0 (default 0)")
+    g.add_argument("--alpha", type=float, default=0.0, help="label smoothing in [0, 1); 0 is CE (default 0)")
+
+
+def _solver_flags(p: argparse.ArgumentParser, tol: float) -> None:
+    g = p.add_argument_group("solver")
+    g.add_argument("--method", choices=["lbfgs", "gd", "momentum"], default="lbfgs", help="default lbfgs")
+    g.add_argument("--tol", type=float, default=tol, help=f"gradient-norm tolerance (default {tol:g})")
+    g.add_argument("--max-steps", type=int, default=None, help="step cap (default 5000 lbfgs, 100000 gd/momentum)")
+    g.add_argument("--lr", type=float, default=None, help="step size of gd/momentum (default 0.5)")
+    g.add_argument("--momentum", type=float, default=None, help="heavy-ball coefficient (default 0.9)")
+    g.add_argument("--history", type=int, default=None, help="L-BFGS memory (default 10)")
+    g.add_argument("--init-scale", type=float, default=1.0, help="initial entries ~ N(0, s^2/d) (default 1)")
+    g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    g.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="default float64")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ufm", description="Unconstrained feature model of neural collapse: closed forms, "
+                                             "numerical solutions and NC metrics under CE and label smoothing.")
+    parser.add_argument("--version", action="version", version=f"ufm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("closed-form", help="print the closed-form global minimizer")
+    _problem_flags(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--latex", action="store_true", help="also print the LaTeX of each closed form")
+
+    p = sub.add_parser("solve", help="solve the UFM numerically and compare with the closed form")
+    _problem_flags(p)
+    _solver_flags(p, tol=1e-10)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random initial point (default 0)")
+    p.add_argument("--nc1-variant", choices=["normalized", "unnormalized"], default="normalized",
+                   help="NC1 with 1/K (normalized, default) or without")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("verify", help="solve a grid of problems and check them against the closed form")
+    p.add_argument("--tol", type=float, default=1e-6, help="maximum relative error (default 1e-6)")
+    p.add_argument("--per-class", type=int, default=10, help="samples per class n (default 10)")
+    p.add_argument("--seeds", type=int, default=2, help="number of seeds per configuration (default 2)")
+    p.add_argument("--classes", default="3,5,10", help="comma-separated K values of the grid (default 3,5,10)")
+    p.add_argument("--method", choices=["lbfgs", "gd", "momentum"], default="lbfgs", help="default lbfgs")
+    p.add_argument("--solver-tol", type=float, default=1e-11, help="gradient-norm tolerance (default 1e-11)")
+    p.add_argument("--max-steps", type=int, default=None, help="step cap")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="default float64")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("derive", help="print the symbolic derivation of the minimizer")
+    p.add_argument("--markdown", action="store_true", help="print it as Markdown with LaTeX")
+
+    p = sub.add_parser("demo", help="run a short version of everything and write a report")
+    p.add_argument("--out", default="ufm-demo", help="output folder (default ufm-demo)")
+    p.add_argument("--quick", action="store_true", help="a reduced version (seconds)")
+    p.add_argument("--force", action="store_true", help="recompute stages whose records exist")
+
+    p = sub.add_parser("report", help="rebuild the demo figures and report from its records")
+    p.add_argument("out", help="a folder written by `ufm demo`")
+    return parser
+
+
+# ---------------------------------------------------------------------------
+
+def _problem(args):
+    from .problem import UFMProblem
+
+    return UFMProblem(args.num_classes, args.per_class, args.num_classes if args.dim is None else args.dim,
+                      args.lambda_w, args.lambda_h, args.lambda_b, args.alpha)
+
+
+def _device(name: Optional[str]):
+    import torch
+
+    if name is None:
+        return None
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"ufm: error: The --device value must be cpu, cuda or cuda:N. Got {name!r} instead.")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"ufm: error: The --device value {name!r} is not available: torch sees no CUDA device; "
+                         "use --device cpu.")
+    return dev
+
+
+def _dtype(name: str):
+    import torch
+
+    return {"float64": torch.float64, "float32": torch.float32}[name]
+
+
+def _cmd_closed_form(args) -> int:
+    from .theory import _minimizer_generated as gen
+    from .theory.closed_form import closed_form
+
+    cf = closed_form(_problem(args))
+    d = cf.to_dict()
+    if args.json:
+        if args.latex:
+            d["latex"] = gen.LATEX
+        print(json.dumps(d, indent=1))
+        return 0
+    p = cf.problem
+    print(f"UFM closed form, loss {p.loss} (alpha = {p.alpha:g}{', cross-entropy' if p.alpha == 0 else ''}): "
+          f"K={p.K} n={p.n} d={p.d} lambda_W={p.lambda_w:g} lambda_H={p.lambda_h:g} lambda_b={p.lambda_b:g}")
+    for k in ("logit_gap", "p_true", "p_off", "w_norm", "h_norm", "objective", "bias_norm"):
+        print(f"  {k:<10} {getattr(cf, k):.12g}")
+    rel = "<" if not cf.trivial else ">="
+    print(f"  trivial    {'yes' if cf.trivial else 'no'} (s = sqrt(n lambda_W lambda_H) = {cf.reg_strength:.6g} "
+          f"{rel} threshold (1 - alpha)/K = {cf.threshold:.6g})")
+    if not cf.applies:
+        print(f"  note: d < K-1, so these are the ETF-ansatz values, not the minimizer")
+    if args.latex:
+        print("LaTeX (s = \\sqrt{n \\lambda_W \\lambda_H} expanded; nonzero branch):")
+        for k, tex in gen.LATEX.items():
+            print(f"  {k} = {tex}")
+    return 0
+
+
+def _cmd_solve(args) -> int:
+    from .numerics.solver import solve
+    from .theory.closed_form import closed_form
+    from .verify import compare, measure
+
+    problem = _problem(args)
+    t0 = time.perf_counter()
+    res = solve(problem, method=args.method, seeds=args.seed, tol=args.tol, max_steps=args.max_steps, lr=args.lr,
+                momentum=args.momentum, history=args.history, init_scale=args.init_scale,
+                dtype=_dtype(args.dtype), device=_device(args.device))
+    seconds = time.perf_counter() - t0
+    m = measure(res, 0)
+    if args.nc1_variant == "unnormalized":
+        m["nc1"] = m["nc1"] * problem.K
+    out = {"problem": problem.to_dict(), "solver": {"method": args.method, "seed": args.seed, "seconds": seconds,
+                                                     **res.options}, "numeric": m}
+    if problem.closed_form_applies:
+        out["closed_form"] = closed_form(problem).to_dict()
+        out["errors"] = compare(problem, m)
+    if args.json:
+        print(json.dumps(_clean(out), indent=1))
+        return 0
+    print(f"solved with {args.method} in {m['steps']} steps ({seconds:.2f} s): ||grad f|| = {m['grad_norm']:.3g}, "
+          f"converged: {'yes' if m['converged'] else 'no'}")
+    cf = out.get("closed_form")
+    print(f"  {'quantity':<10} {'numeric':>16} {'closed form':>16} {'error':>10}")
+    for k in ("logit_gap", "p_true", "w_norm", "h_norm", "objective"):
+        ref = f"{cf[k]:16.10g}" if cf else f"{'n/a':>16}"
+        err = f"{out['errors'][k]:10.2e}" if cf else f"{'n/a':>10}"
+        print(f"  {k:<10} {m[k]:16.10g} {ref} {err}")
+    print(f"  {'bias':<10} {m['bias_distance']:16.3g} {'(distance to the optimal set)':>27}")
+    if "orbit" in m:
+        print(f"  distance to the minimizer orbit (relative): {m['orbit']:.3g}")
+    print("  NC metrics (" + ("tr/K" if args.nc1_variant == "normalized" else "tr, no 1/K") + "): " + ", ".join(
+        f"{k}={m[k]:.3g}" for k in ("nc1", "nc2_h", "nc2_w", "nc3", "nc4")))
+    return 0
+
+
+def _clean(obj):
+    from ._io import to_jsonable
+
+    return to_jsonable(obj)
+
+
+def _int_list(text: str, flag: str) -> List[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"ufm verify: error: {flag} must be comma-separated ints. Got {text!r} instead.")
+
+
+def _cmd_verify(args) -> int:
+    from .problem import UFMProblem  # noqa: F401  (validation happens in default_grid)
+    from .verify import default_grid, verify
+
+    classes = _int_list(args.classes, "--classes")
+    if not classes or any(k < 2 for k in classes):
+        raise UsageError(f"ufm verify: error: --classes must hold ints >= 2. Got {args.classes!r} instead.")
+    if args.seeds < 1:
+        raise UsageError(f"ufm verify: error: --seeds must be an int in the range [1, inf). Got {args.seeds} instead.")
+    if not (args.tol > 0 and math.isfinite(args.tol)):
+        raise UsageError(f"ufm verify: error: --tol must be a float in the range (0, inf). Got {args.tol} instead.")
+    grid = [pt for K in classes for pt in default_grid(args.per_class, range(args.seeds)) if pt[0].K == K] \
+        if set(classes) <= {3, 5, 10} else _custom_grid(classes, args.per_class, args.seeds)
+    t0 = time.perf_counter()
+    rows = verify(grid, tol=args.tol, method=args.method, solver_tol=args.solver_tol, max_steps=args.max_steps,
+                  dtype=_dtype(args.dtype), device=_device(args.device))
+    seconds = time.perf_counter() - t0
+    passed = sum(r["ok"] for r in rows)
+    if args.json:
+        print(json.dumps(_clean({"tol": args.tol, "passed": passed, "total": len(rows), "seconds": seconds,
+                                 "rows": rows}), indent=1))
+    else:
+        print(f"{'K':>3} {'d':>3} {'alpha':>5} {'lambda_w':>8} {'lambda_h':>8} {'lambda_b':>8} {'seed':>4} "
+              f"{'trivial':>7} {'steps':>5} {'max error':>9}  ok")
+        for r in rows:
+            print(f"{r['num_classes']:>3} {r['dim']:>3} {r['alpha']:>5g} {r['lambda_w']:>8g} {r['lambda_h']:>8g} "
+                  f"{r['lambda_b']:>8g} {r['seed']:>4} {'yes' if r['trivial'] else 'no':>7} {r['num_steps']:>5} "
+                  f"{r['max_error']:>9.2e}  {'ok' if r['ok'] else 'FAIL'}")
+        print(f"{passed}/{len(rows)} points agree with the closed form to {args.tol:g} ({seconds:.1f} s)")
+    return 0 if passed == len(rows) else 1
+
+
+def _custom_grid(classes, per_class, seeds):
+    import itertools
+
+    from .problem import UFMProblem
+
+    lambdas = [(5e-3, 5e-3, 0.0), (1e-2, 1e-3, 1e-2), (4e-2, 4e-2, 0.0)]
+    return [(UFMProblem(K, per_class, d, lw, lh, lb, a), s)
+            for K in classes
+            for d, a, (lw, lh, lb), s in itertools.product((K - 1, K, 2 * K), (0.0, 0.05, 0.1, 0.2, 0.3), lambdas,
+                                                           range(seeds))]
+
+
+def _cmd_derive(args) -> int:
+    import sympy as sp
+
+    from .theory.symbolic import derive_minimizer, to_markdown
+
+    d = derive_minimizer()
+    if args.markdown:
+        print(to_markdown(d, "The UFM global minimizer under cross-entropy and label smoothing"), end="")
+        return 0
+    for i, step in enumerate(d.steps, 1):
+        print(f"\n== {i}. {step.title}\n{step.text}")
+        for lhs, rhs in step.equations:
+            print(f"    {lhs}  =  {sp.sstr(rhs)}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, quick=args.quick, force=args.force)
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from pathlib import Path
+
+    from .report.markdown import build_report
+
+    records = Path(args.out) / "records"
+    if not records.is_dir():
+        raise UsageError(f"ufm report: error: {records} does not exist; run `ufm demo --out {args.out}` first.")
+    print(build_report(args.out))
+    return 0
+
+
+_COMMANDS = {"closed-form": _cmd_closed_form, "solve": _cmd_solve, "verify": _cmd_verify, "derive": _cmd_derive,
+             "demo": _cmd_demo, "report": _cmd_report}
+
+
+def _one_line(err: InvalidParameterError) -> str:
+    if err.param in _FLAGS and err.expected:
+        return f"ufm: error: {_FLAGS[err.param]} must be {err.expected}. Got {err.value!r} instead."
+    return f"ufm: error: {err}"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                return _COMMANDS[args.command](args)
+            finally:
+                for w in caught:
+                    print(f"ufm: warning: {w.message}", file=sys.stderr)
+    except UsageError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except InvalidParameterError as e:
+        print(_one_line(e), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ufm: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # solver divergence and the like: one line, no traceback
+        from .numerics.solver import SolverDivergedError
+
+        if isinstance(e, SolverDivergedError):
+            print(f"ufm: error: {e}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

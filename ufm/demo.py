@@ -1,0 +1,148 @@
+"""``ufm demo``: a short version of everything, written as raw records, then a report.
+
+Stages (each writes one record under ``OUT/records/`` atomically, with its full
+configuration and the library versions; a stage whose record already holds the same
+configuration is reused, so an interrupted demo resumes where it stopped):
+
+1. ``derivation``: the symbolic derivation (``OUT/derivation.md``);
+2. ``verify``: numeric vs closed form over the verification grid;
+3. ``alpha_sweep``: numeric solutions and the closed form against alpha;
+4. ``trajectory``: gradient descent from random starts, CE vs LS, with f, ||grad f||
+   and NC1 recorded along the way.
+
+The figures and ``OUT/report.md`` are then built from the records alone
+(``ufm report OUT`` rebuilds them without re-running anything).
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from ._io import atomic_write_text, environment, read_json, write_json
+from .numerics.solver import solve
+from .problem import UFMProblem
+from .theory.closed_form import closed_form, closed_form_arrays
+from .verify import default_grid, measure, verify
+
+__all__ = ["run_demo", "demo_config"]
+
+
+def demo_config(quick: bool = False) -> dict:
+    """The demo's configuration; ``quick`` is a reduced version for tests."""
+    return {
+        "verify": {"per_class": 10, "seeds": [0] if quick else [0, 1], "classes": [3, 5] if quick else [3, 5, 10],
+                   "tol": 1e-6, "method": "lbfgs", "solver_tol": 1e-11},
+        "alpha_sweep": {"num_classes": 10, "per_class": 10, "dim": 10, "lambda_w": 5e-3, "lambda_h": 5e-3,
+                        "lambda_b": 0.0, "alphas": [round(0.05 * i, 2) for i in range(0, 19, 3 if quick else 1)],
+                        "method": "lbfgs", "solver_tol": 1e-11, "seed": 0},
+        "trajectory": {"num_classes": 10, "per_class": 10, "dim": 10, "lambda_w": 5e-3, "lambda_h": 5e-3,
+                       "lambda_b": 0.0, "alphas": [0.0, 0.1], "seeds": [0] if quick else [0, 1, 2],
+                       "method": "gd", "lr": 0.5, "tol": 1e-10, "max_steps": 2000 if quick else 30000,
+                       "record_every": 20 if quick else 25},
+    }
+
+
+def _stage(out: Path, name: str, config: dict, compute: Callable[[dict], dict], force: bool, log) -> dict:
+    path = out / "records" / f"{name}.json"
+    if path.exists() and not force:
+        try:
+            old = read_json(path)
+            if old.get("config") == config:
+                log(f"[{name}] reusing {path}")
+                return old
+        except (ValueError, OSError):
+            pass  # unreadable: recompute
+    log(f"[{name}] running ...")
+    t0 = time.perf_counter()
+    data = compute(config)
+    record = {"stage": name, "config": config, "environment": environment(),
+              "seconds": round(time.perf_counter() - t0, 3), **data}
+    write_json(path, record)
+    log(f"[{name}] done in {record['seconds']:.1f} s -> {path}")
+    return json_roundtrip(record)
+
+
+def json_roundtrip(record: dict) -> dict:
+    import json
+
+    from ._io import to_jsonable
+
+    return json.loads(json.dumps(to_jsonable(record)))
+
+
+def _derivation(config: dict) -> dict:
+    from .theory.symbolic import derive_minimizer, to_markdown
+
+    import sympy as sp
+
+    d = derive_minimizer(config["loss"])
+    md = to_markdown(d, "The UFM global minimizer under cross-entropy and label smoothing")
+    return {"markdown": md,
+            "latex": {k: sp.latex(d.results_in_s[k]) for k in ("logit_gap", "p_true", "p_off", "threshold")},
+            "latex_ce": {k: sp.latex(d.special_case(k, alpha=0)) for k in ("logit_gap", "p_true", "threshold")}}
+
+
+def _verify(config: dict) -> dict:
+    grid = [pt for pt in default_grid(config["per_class"], config["seeds"]) if pt[0].K in config["classes"]]
+    rows = verify(grid, tol=config["tol"], method=config["method"], solver_tol=config["solver_tol"])
+    return {"rows": rows}
+
+
+def _alpha_sweep(config: dict) -> dict:
+    c = config
+    base = dict(num_classes=c["num_classes"], per_class=c["per_class"], dim=c["dim"], lambda_w=c["lambda_w"],
+                lambda_h=c["lambda_h"], lambda_b=c["lambda_b"])
+    problems = [UFMProblem(alpha=a, **base) for a in c["alphas"]]
+    res = solve(problems, method=c["method"], tol=c["solver_tol"], seeds=c["seed"])
+    numeric = [{"alpha": p.alpha, **measure(res, i)} for i, p in enumerate(problems)]
+    grid = np.linspace(0.0, max(c["alphas"]), 200)
+    cf = closed_form_arrays(grid, c["num_classes"], c["per_class"], c["lambda_w"], c["lambda_h"])
+    s = math.sqrt(c["per_class"] * c["lambda_w"] * c["lambda_h"])
+    curve = {"alpha": grid, **{k: cf[k] for k in ("logit_gap", "p_true", "p_off", "w_norm", "h_norm", "objective")},
+             "alpha_threshold": 1.0 - c["num_classes"] * s}  # s < (1 - alpha)/K  <=>  alpha < 1 - K s
+    return {"numeric": numeric, "closed_form_curve": curve,
+            "closed_form_points": [closed_form(p).to_dict() for p in problems]}
+
+
+def _trajectory(config: dict) -> dict:
+    c = config
+    base = dict(num_classes=c["num_classes"], per_class=c["per_class"], dim=c["dim"], lambda_w=c["lambda_w"],
+                lambda_h=c["lambda_h"], lambda_b=c["lambda_b"])
+    pts = [(UFMProblem(alpha=a, **base), s) for a in c["alphas"] for s in c["seeds"]]
+    res = solve([p for p, _ in pts], seeds=[s for _, s in pts], method=c["method"], lr=c["lr"], tol=c["tol"],
+                max_steps=c["max_steps"], record_every=c["record_every"])
+    tr = res.trajectory
+    runs = []
+    for i, (p, s) in enumerate(pts):
+        runs.append({"alpha": p.alpha, "seed": s, "f_star": closed_form(p).objective,
+                     "steps": int(res.steps[i]), "converged": bool(res.converged[i]),
+                     "step": tr["step"], "objective": tr["objective"][:, i], "grad_norm": tr["grad_norm"][:, i],
+                     "nc1": tr["nc1"][:, i]})
+    return {"runs": runs}
+
+
+def run_demo(out, *, quick: bool = False, force: bool = False, log: Optional[Callable[[str], None]] = print) -> Path:
+    """Run every stage (reusing finished ones), then build figures and ``report.md``.
+
+    Returns the path of the report.
+    """
+    from .report.markdown import build_report
+
+    log = log or (lambda msg: None)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    cfg = demo_config(quick)
+    deriv = _stage(out, "derivation", {"loss": "label_smoothing"}, _derivation, force, log)
+    atomic_write_text(out / "derivation.md", deriv["markdown"])
+    _stage(out, "verify", cfg["verify"], _verify, force, log)
+    _stage(out, "alpha_sweep", cfg["alpha_sweep"], _alpha_sweep, force, log)
+    _stage(out, "trajectory", cfg["trajectory"], _trajectory, force, log)
+    report = build_report(out)
+    log(f"report: {report}")
+    return report

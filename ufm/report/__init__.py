@@ -1,0 +1,1 @@
+"""Figures and reports, built from stored records alone (never re-running anything)."""
