@@ -317,6 +317,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except InvalidParameterError as e:
         print(_one_line(e), file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `ufm derive | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("ufm: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,138 @@
+"""The batched solver against the closed form, autograd, and itself (batched vs one by one)."""
+import warnings
+
+import pytest
+import torch
+
+from problems import DEVICES, random_problems, reference_objective
+from ufm import (ClosedFormNotApplicableWarning, InvalidParameterError, SolverDivergedError, UFMProblem,
+                 closed_form, solve)
+from ufm.numerics.solver import UFMObjective
+from ufm.verify import compare, measure
+
+
+def test_analytic_gradient_matches_autograd_of_torch_cross_entropy():
+    problems = [UFMProblem(4, 3, 6, 3e-3, 8e-3, 0.0, 0.0), UFMProblem(4, 3, 6, 1e-2, 2e-3, 5e-2, 0.3)]
+    obj = UFMObjective(problems, device="cpu")
+    x = obj.initial_point([0, 1], 2.0)
+    f, g = obj.value_and_grad(x)
+    for i, p in enumerate(problems):
+        xi = x[i:i + 1].clone().requires_grad_(True)
+        W, H, b = obj.unpack(xi)
+        fr = reference_objective(p, W[0], H[0], b[0])
+        (gr,) = torch.autograd.grad(fr, xi)
+        assert float(f[i]) == pytest.approx(float(fr.detach()), rel=1e-14)
+        assert torch.allclose(g[i], gr[0], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_lbfgs_matches_closed_form_on_random_problems(device):
+    problems = random_problems(seed=11, count=12)
+    assert {p.d - p.K for p in problems} >= {-1, 0, 3}  # d = K-1, d = K and d > K all present
+    for p in problems:
+        res = solve(p, seeds=5, tol=1e-11, device=device)
+        err = compare(p, measure(res, 0))
+        assert bool(res.converged[0])
+        for k in ("logit_gap", "p_true", "w_norm", "h_norm", "objective", "bias", "nc2_h", "nc2_w", "nc3", "orbit"):
+            assert err[k] < 1e-6, (p, k, err[k])
+        assert err["nc1"] < 1e-12 and err["nc4"] == 0
+
+
+def test_trivial_problems_converge_to_zero():
+    for p in random_problems(seed=3, count=3, trivial=True):
+        res = solve(p, seeds=0, tol=1e-11)
+        m = measure(res, 0)
+        assert closed_form(p).trivial
+        assert m["w_norm"] < 1e-8 and m["h_norm"] < 1e-8
+        assert m["objective"] == pytest.approx(closed_form(p).objective, rel=1e-12)
+
+
+@pytest.mark.parametrize("method, options", [("gd", {"lr": 0.5}), ("momentum", {"lr": 0.1, "momentum": 0.9})])
+def test_first_order_methods_reach_the_closed_form(method, options):
+    p = UFMProblem(4, 5, 4, 2e-2, 2e-2, 0.0, 0.1)
+    res = solve(p, method=method, seeds=1, tol=1e-10, max_steps=50_000, **options)
+    assert bool(res.converged[0])
+    err = compare(p, measure(res, 0))
+    assert max(err[k] for k in ("logit_gap", "w_norm", "h_norm", "objective")) < 1e-7
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "gd"])
+def test_batched_equals_one_by_one(method):
+    base = UFMProblem(5, 4, 6, 5e-3, 5e-3, 0.0, 0.0)
+    problems = [base.replace(alpha=a, lambda_b=lb) for a in (0.0, 0.1, 0.3) for lb in (0.0, 1e-2)]
+    seeds = list(range(len(problems)))
+    kw = dict(method=method, tol=1e-10, max_steps=300 if method == "gd" else None, device="cpu")
+    batched = solve(problems, seeds=seeds, **kw)
+    for i, (p, s) in enumerate(zip(problems, seeds)):
+        single = solve(p, seeds=s, **kw)
+        assert int(single.steps[0]) == int(batched.steps[i])
+        for name in ("W", "H", "b"):
+            assert torch.allclose(getattr(single, name)[0], getattr(batched, name)[i], rtol=1e-12, atol=1e-13)
+        assert float(single.objective[0]) == pytest.approx(float(batched.objective[i]), rel=1e-13)
+
+
+def test_same_seed_is_bitwise_reproducible_and_seeds_differ():
+    p = UFMProblem(3, 4, 3, 1e-2, 1e-2, 0.0, 0.05)
+    a, b = solve(p, seeds=4, device="cpu"), solve(p, seeds=4, device="cpu")
+    assert torch.equal(a.W, b.W) and torch.equal(a.H, b.H)
+    c = solve(p, seeds=5, method="gd", max_steps=3, device="cpu")
+    d = solve(p, seeds=4, method="gd", max_steps=3, device="cpu")
+    assert not torch.equal(c.W, d.W)
+
+
+def test_float32_solve_is_close():
+    p = UFMProblem(4, 5, 4, 2e-2, 2e-2, 0.0, 0.1)
+    res = solve(p, dtype=torch.float32, tol=1e-5, seeds=0)
+    assert res.W.dtype == torch.float32
+    err = compare(p, measure(res, 0))
+    assert err["objective"] < 1e-5 and err["w_norm"] < 1e-3
+
+
+def test_trajectory_records_objective_gradient_and_nc1():
+    p = UFMProblem(4, 5, 4, 2e-2, 2e-2, 0.0, 0.1)
+    res = solve([p, p.replace(alpha=0.0)], seeds=[0, 1], method="gd", lr=0.5, tol=1e-30, max_steps=200,
+                record_every=50)
+    tr = res.trajectory
+    assert tr["step"].tolist() == [0, 50, 100, 150, 200]
+    assert tr["objective"].shape == tr["nc1"].shape == tr["grad_norm"].shape == (5, 2)
+    assert torch.all(tr["objective"][1:] <= tr["objective"][:-1])  # gd with a small step decreases f
+    assert torch.all(tr["nc1"][-1] < tr["nc1"][0])
+    assert torch.equal(tr["objective"][-1], res.objective)
+
+
+def test_divergence_names_step_and_suggests_smaller_lr():
+    p = UFMProblem(5, 10, 5, 5e-3, 5e-3, 0.0, 0.0)
+    with pytest.raises(SolverDivergedError, match=r"diverged at step \d+ for configuration 0 .*smaller learning rate "
+                                                   r"\(lr=50\.0 now, e\.g\. lr=12\.5\)"):
+        solve(p, method="gd", lr=50.0, max_steps=1000)
+
+
+def test_small_dimension_warns_and_still_solves():
+    p = UFMProblem(6, 3, 2, 1e-2, 1e-2, 0.0, 0.0)
+    with pytest.warns(ClosedFormNotApplicableWarning):
+        res = solve(p, seeds=0)
+    assert res.W.shape == (1, 6, 2) and bool(torch.isfinite(res.objective).all())
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(method="adam"), r"'method' parameter of solve must be a str among \{'gd', 'lbfgs', 'momentum'\}"),
+    (dict(tol=-1.0), r"'tol'.*\(0, inf\)"),
+    (dict(seeds=[0, 1, 2]), r"'seeds'.*one seed per problem \(1\)"),
+    (dict(method="gd", lr=0.0), r"'lr'.*\(0, inf\)"),
+    (dict(method="momentum", momentum=1.0), r"'momentum'.*\[0, 1\)"),
+    (dict(max_steps=-3), r"'max_steps'"),
+    (dict(dtype=torch.float16), r"'dtype'"),
+    (dict(record_every=-1), r"'record_every'"),
+])
+def test_invalid_arguments(kwargs, pattern):
+    with pytest.raises(InvalidParameterError, match=pattern):
+        solve(UFMProblem(3, 2, 3), **kwargs)
+
+
+def test_mixed_shapes_and_empty_batches_are_rejected():
+    with pytest.raises(InvalidParameterError, match="share \\(K, d, n, loss\\)"):
+        solve([UFMProblem(3, 2, 3), UFMProblem(4, 2, 4)])
+    with pytest.raises(InvalidParameterError, match="non-empty"):
+        solve([])
+    with pytest.raises(InvalidParameterError, match="UFMProblem"):
+        solve(["K=3"])
