@@ -79,11 +79,13 @@ def run_method(method: str, problems, seeds, gd_steps: int, repeats: int) -> dic
     solve([problems[0]], seeds=[seeds[0]], **warm)
 
     t_batch, rb = timed(lambda: solve(problems, seeds=seeds, **opts), repeats)
+    print(f"  {method}: batched {t_batch:.2f} s (load {os.getloadavg()[0]:.2f})", flush=True)
 
     def loop():
         return [solve([p], seeds=[s], **opts) for p, s in zip(problems, seeds)]
 
     t_loop, rl = timed(loop, repeats)
+    print(f"  {method}: loop    {t_loop:.2f} s (load {os.getloadavg()[0]:.2f})", flush=True)
 
     obj_loop = torch.cat([r.objective for r in rl])
     W_loop = torch.cat([r.W for r in rl])
@@ -139,10 +141,11 @@ def main(argv=None):
     print(f"machine: {machine()}")
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     print(f"workload: {len(problems)} configurations, K={args.K}, d={args.d}, n={args.n}, float64, cpu; "
-          f"gd: lr=0.5, {args.gd_steps} steps; lbfgs: tol=1e-10; best of {args.repeats}\n")
+          f"gd: lr=0.5, {args.gd_steps} steps; lbfgs: tol=1e-10; best of {args.repeats}", flush=True)
 
     rows = [run_method(m, problems, seeds, args.gd_steps, args.repeats) for m in args.methods]
 
+    print()
     hdr = (f"{'method':<7}{'batched s':>11}{'loop s':>10}{'loop/batched':>14}"
            f"{'ms/step batch':>15}{'ms/step 1 cfg':>15}{'max|d obj|':>12}{'max|d W|':>11}")
     print(hdr)

@@ -1,0 +1,121 @@
+"""The `ufm` command: every subcommand, JSON outputs, exit codes and one-line errors."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ufm import UFMProblem, closed_form
+from ufm.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_closed_form_json_matches_api(capsys):
+    code, out, _ = run(capsys, "closed-form", "-K", "10", "-n", "20", "-d", "12", "--lambda-w", "1e-3",
+                       "--lambda-h", "2e-3", "--alpha", "0.1", "--json")
+    assert code == 0
+    d = json.loads(out)
+    cf = closed_form(UFMProblem(10, 20, 12, 1e-3, 2e-3, 0.0, 0.1))
+    for k in ("logit_gap", "p_true", "w_norm", "h_norm", "objective", "trivial"):
+        assert d[k] == getattr(cf, k)
+
+
+def test_closed_form_text_and_latex(capsys):
+    code, out, _ = run(capsys, "closed-form", "--alpha", "0.05", "--latex")
+    assert code == 0 and "logit_gap" in out and r"\log" in out and "trivial    no" in out
+
+
+def test_closed_form_past_threshold(capsys):
+    code, out, _ = run(capsys, "closed-form", "-K", "10", "--lambda-w", "0.1", "--lambda-h", "0.1", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["trivial"] is True and d["w_norm"] == 0.0
+
+
+def test_solve_json_agrees_with_closed_form(capsys):
+    code, out, _ = run(capsys, "solve", "-K", "4", "-n", "5", "--alpha", "0.2", "--json", "--device", "cpu")
+    assert code == 0
+    d = json.loads(out)
+    assert d["numeric"]["converged"]
+    assert max(d["errors"][k] for k in ("logit_gap", "w_norm", "h_norm", "objective")) < 1e-6
+    code, out, _ = run(capsys, "solve", "-K", "4", "-n", "5", "--method", "momentum", "--lr", "0.1",
+                       "--nc1-variant", "unnormalized")
+    assert code == 0 and "converged: yes" in out and "tr, no 1/K" in out
+
+
+def test_verify_passes_and_fails_honestly(capsys):
+    code, out, _ = run(capsys, "verify", "--classes", "3", "--seeds", "1", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["passed"] == d["total"] == 45
+    code, out, _ = run(capsys, "verify", "--classes", "3", "--seeds", "1", "--solver-tol", "1e-3")
+    assert code == 1 and "FAIL" in out
+
+
+def test_derive_prints_steps(capsys):
+    code, out, _ = run(capsys, "derive")
+    assert code == 0 and "Stationarity" in out and "s_{\\mathrm{crit}}" in out
+
+
+def test_demo_quick_writes_records_figures_and_report(tmp_path, capsys):
+    out_dir = tmp_path / "demo"
+    code, out, _ = run(capsys, "demo", "--quick", "--out", str(out_dir))
+    assert code == 0
+    for name in ("report.md", "derivation.md", "fig_alpha.png", "fig_trajectory.png", "fig_verify.png",
+                 "records/verify.json", "records/trajectory.json", "records/alpha_sweep.json"):
+        assert (out_dir / name).is_file(), name
+    report = (out_dir / "report.md").read_text()
+    assert "points agree with the closed form" in report
+    record = json.loads((out_dir / "records" / "verify.json").read_text())
+    assert record["environment"]["torch"] and record["config"]["tol"] == 1e-6
+    # A second run reuses every stage; the report is rebuilt from the records alone.
+    code, out, _ = run(capsys, "demo", "--quick", "--out", str(out_dir))
+    assert code == 0 and out.count("reusing") == 4
+    (out_dir / "fig_alpha.png").unlink()
+    (out_dir / "report.md").unlink()
+    code, out, _ = run(capsys, "report", str(out_dir))
+    assert code == 0 and (out_dir / "fig_alpha.png").is_file()
+    assert (out_dir / "report.md").read_text() == report
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["closed-form", "--alpha", "1.5"], "--alpha must be a float in the range [0, 1). Got 1.5 instead."),
+    (["closed-form", "--alpha", "nan"], "--alpha"),
+    (["closed-form", "-K", "1"], "-K/--num-classes must be an int in the range [2, inf). Got 1 instead."),
+    (["closed-form", "-n", "0"], "-n/--per-class"),
+    (["closed-form", "-d", "0"], "-d/--dim"),
+    (["closed-form", "--lambda-w", "-1"], "--lambda-w must be a float in the range (0, inf)"),
+    (["closed-form", "--lambda-b", "-0.5"], "--lambda-b"),
+    (["closed-form", "-K", "x"], "-K/--num-classes"),
+    (["solve", "--lr", "0", "--method", "gd"], "--lr"),
+    (["solve", "--method", "adam"], "--method"),
+    (["solve", "--device", "cuda:7"], "--device"),
+    (["verify", "--seeds", "0"], "--seeds"),
+    (["verify", "--classes", "3,x"], "--classes"),
+    (["report", "/nonexistent/folder"], "does not exist"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, argv, flag):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and flag in err and "Traceback" not in err
+
+
+def test_small_dimension_warning_is_one_line(capsys):
+    code, out, err = run(capsys, "closed-form", "-K", "6", "-d", "3")
+    assert code == 0 and err.startswith("ufm: warning:") and err.count("\n") == 1
+
+
+def test_diverging_solve_is_one_line(capsys):
+    code, out, err = run(capsys, "solve", "--method", "gd", "--lr", "100")
+    assert code == 1 and "smaller learning rate" in err and err.count("\n") == 1
+
+
+def test_python_dash_m_is_the_same_command():
+    proc = subprocess.run([sys.executable, "-m", "ufm", "closed-form", "--json"], capture_output=True, text=True)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["logit_gap"] > 0
+    proc = subprocess.run([sys.executable, "-m", "ufm", "closed-form", "--alpha", "2"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
