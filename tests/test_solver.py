@@ -97,6 +97,13 @@ def test_trajectory_records_objective_gradient_and_nc1():
     assert tr["objective"].shape == tr["nc1"].shape == tr["grad_norm"].shape == (5, 2)
     assert torch.all(tr["objective"][1:] <= tr["objective"][:-1])  # gd with a small step decreases f
     assert torch.all(tr["nc1"][-1] < tr["nc1"][0])
+    assert tr["nc2_h"].shape == tr["nc3"].shape == (5, 2) and torch.all(tr["nc3"][-1] < tr["nc3"][0])
+    # the recorded NC1 is the same measure as nc_metrics on the final features
+    from ufm import nc_metrics
+    for i in range(2):
+        ref = nc_metrics(res.H[i].T, res.labels, res.W[i], res.b[i])
+        assert float(tr["nc1"][-1, i]) == pytest.approx(ref["nc1"], rel=1e-9)
+        assert float(tr["nc3"][-1, i]) == pytest.approx(ref["nc3"], rel=1e-9)
     assert torch.equal(tr["objective"][-1], res.objective)
 
 

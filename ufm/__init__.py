@@ -20,7 +20,7 @@ from .problem import UFMProblem
 from .theory.closed_form import ClosedForm, closed_form, closed_form_arrays, explicit_minimizer, simplex_etf
 from .verify import default_grid, verify
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 __all__ = [
     "UFMProblem",

@@ -61,7 +61,7 @@ def environment() -> dict:
     import numpy
     import torch
 
-    from . import __version__
+    from ._version import __version__
 
     env = {"ufm": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
            "numpy": numpy.__version__, "platform": platform.platform(), "machine": platform.machine(),

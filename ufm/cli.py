@@ -13,7 +13,7 @@ import time
 import warnings
 from typing import List, Optional
 
-from . import __version__
+from ._version import __version__
 from ._validation import InvalidParameterError
 
 __all__ = ["main", "build_parser"]
@@ -226,7 +226,8 @@ def _cmd_verify(args) -> int:
         if set(classes) <= {3, 5, 10} else _custom_grid(classes, args.per_class, args.seeds)
     t0 = time.perf_counter()
     rows = verify(grid, tol=args.tol, method=args.method, solver_tol=args.solver_tol, max_steps=args.max_steps,
-                  dtype=_dtype(args.dtype), device=_device(args.device))
+                  dtype=_dtype(args.dtype), device=_device(args.device),
+                  progress=sys.stderr.isatty() and not args.json)
     seconds = time.perf_counter() - t0
     passed = sum(r["ok"] for r in rows)
     if args.json:

@@ -122,7 +122,7 @@ def _trajectory(config: dict) -> dict:
         runs.append({"alpha": p.alpha, "seed": s, "f_star": closed_form(p).objective,
                      "steps": int(res.steps[i]), "converged": bool(res.converged[i]),
                      "step": tr["step"], "objective": tr["objective"][:, i], "grad_norm": tr["grad_norm"][:, i],
-                     "nc1": tr["nc1"][:, i]})
+                     "nc1": tr["nc1"][:, i], "nc2_h": tr["nc2_h"][:, i], "nc3": tr["nc3"][:, i]})
     return {"runs": runs}
 
 

@@ -115,15 +115,20 @@ def group_by_shape(points: Iterable[Tuple[UFMProblem, int]]):
 
 def verify(points: Sequence[Tuple[UFMProblem, int]], *, tol: float = 1e-6, method: str = "lbfgs",
            solver_tol: float = 1e-11, max_steps: Optional[int] = None, dtype=torch.float64,
-           device=None) -> List[dict]:
+           device=None, progress: bool = False) -> List[dict]:
     """Solve every (problem, seed) numerically (batched by shape) and compare with the closed form.
 
     Returns one row per point: the configuration, the closed-form and measured values,
     the errors (``err_*``), ``max_error`` over the checked quantities and ``ok``
-    (max_error <= tol and the solver converged).
+    (max_error <= tol and the solver converged). ``progress`` shows a bar over the
+    groups of same-shape points (each group is one batched solve).
     """
+    from tqdm import tqdm
+
     rows: List[Optional[dict]] = [None] * len(points)
-    for shape, members in group_by_shape(points).items():
+    groups = group_by_shape(points)
+    for shape, members in tqdm(groups.items(), total=len(groups), disable=not progress, unit="group",
+                               desc="verify"):
         result = solve([p for _, p, _ in members], seeds=[s for _, _, s in members], method=method,
                        tol=solver_tol, max_steps=max_steps, dtype=dtype, device=device)
         for j, (i, p, s) in enumerate(members):

@@ -26,7 +26,7 @@ import torch
 
 from .._validation import Interval, InvalidParameterError, Options, check_param, warn_closed_form
 from ..losses import smoothed_targets
-from ..metrics.nc import class_statistics_balanced, nc1 as nc1_measure
+from ..metrics.nc import class_statistics_balanced, nc1 as nc1_measure, nc2 as nc2_measure, nc3 as nc3_measure
 from ..problem import UFMProblem
 
 __all__ = ["solve", "SolveResult", "SolverDivergedError", "UFMObjective", "METHODS", "default_device"]
@@ -113,8 +113,9 @@ class SolveResult:
         objective (B,), grad_norm (B,): at the solutions.
         steps (B,): iterations taken by each configuration.
         converged (B,): grad_norm < tol reached within max_steps.
-        trajectory: ``None``, or a dict of ``step (T,)``, ``objective (T, B)``,
-            ``grad_norm (T, B)``, ``nc1 (T, B)`` recorded every ``record_every`` steps.
+        trajectory: ``None``, or a dict of ``step (T,)`` and ``objective``, ``grad_norm``,
+            ``nc1``, ``nc2_h``, ``nc3`` (each ``(T, B)``) recorded every ``record_every``
+            steps (and at the last step), with the measures of ``ufm.metrics.nc``.
         method, options, seeds: how it was solved.
     """
 
@@ -289,7 +290,8 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
             history: L-BFGS memory (default 10).
         init_scale: entries of the initial W, H, b ~ N(0, init_scale^2 / d).
         dtype, device: default float64 and CUDA when available, else CPU.
-        record_every: if > 0, record objective, gradient norm and NC1 every so many steps.
+        record_every: if > 0, record objective, gradient norm, NC1, NC2 (means) and NC3
+            every so many steps.
         initial_point: optional flat start ``(B, P)`` instead of the seeded draw.
 
     Returns:
@@ -353,15 +355,17 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
     gnorm = torch.linalg.vector_norm(g, dim=1)
     steps = torch.zeros(obj.B, dtype=torch.int64, device=obj.device)
     active = gnorm >= tol
-    traj = {"step": [], "objective": [], "grad_norm": [], "nc1": []} if record_every else None
+    traj = {"step": [], "objective": [], "grad_norm": [], "nc1": [], "nc2_h": [], "nc3": []} if record_every else None
 
     def record(step):
-        _, H, _ = obj.unpack(x)
-        _, _, sw, sb = class_statistics_balanced(H, obj.n)
+        W, H, _ = obj.unpack(x)
+        _, centered, sw, sb = class_statistics_balanced(H, obj.n)
         traj["step"].append(step)
         traj["objective"].append(f.clone())
         traj["grad_norm"].append(gnorm.clone())
         traj["nc1"].append(nc1_measure(sw, sb, obj.K))
+        traj["nc2_h"].append(nc2_measure(centered))
+        traj["nc3"].append(nc3_measure(W, centered))
 
     step = 0
     if traj is not None:
