@@ -4,7 +4,9 @@ Data: N = 50,000 features of dimension d = 512 in float32, seeded: class means
 M ~ N(0, 1) (K x d) plus unit Gaussian noise, labels i % K shuffled; K = 10 and 100.
 Classifier for NC4: W = M, b = 0.
 
-Timed (best of ``--repeats`` after one warm-up call, ``time.perf_counter``):
+Timed with ``time.perf_counter`` after one warm-up call of each variant, in ``--repeats``
+rounds that run every variant once (so that bursts of load from other processes hit all
+variants alike); the best time and the median over rounds are printed:
 
 * ``stream``:      ``nc_metrics(X, y, num_classes=K)``: one streaming float64 pass (NC1-NC3);
 * ``stream+nc4``:  ``nc_metrics(X, y, W, b, num_classes=K)``: plus the second pass for NC4;
@@ -21,8 +23,9 @@ the verdict is printed against each X^T X variant. torch's thread count is left 
 default.
 
 Memory: with ``--memory`` (default on, Linux only), each of stream, stream+nc4 and
-XtX f64+cvt is run in a fresh subprocess: after building the data and one warm-up call
-on the first 5,000 rows, the process's peak resident set size is reset (writing 5 to
+XtX f64+cvt is run in a fresh subprocess (with glibc's ``MALLOC_MMAP_THRESHOLD_=131072``,
+so freed blocks go back to the OS): after building the data and one warm-up call on
+2,000 rows, the process's peak resident set size is reset (writing 5 to
 ``/proc/self/clear_refs``) and the growth of the peak (``VmHWM`` in ``/proc/self/status``)
 over the current RSS across one full call is reported: the peak extra memory of the call,
 torch's temporaries included. (``ru_maxrss`` is not used: Linux carries it over from the
@@ -83,18 +86,6 @@ def direct_nc1(X: torch.Tensor, y: torch.Tensor, K: int) -> float:
     return float(torch.trace(sigma_w @ torch.linalg.pinv(sigma_b, hermitian=True)) / K)
 
 
-def timed(fn, repeats: int):
-    """(best seconds, median seconds, last result) after one warm-up call."""
-    out = fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        ts.append(time.perf_counter() - t0)
-    ts.sort()
-    return ts[0], ts[len(ts) // 2], out
-
-
 def _status_kib(field: str) -> int:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -112,7 +103,7 @@ def memory_probe(what: str, N: int, d: int, K: int, seed: int) -> None:
         "stream+nc4": lambda X, y: nc_metrics(X, y, M, b, num_classes=K),
         "XtX f64+cvt": lambda X, y: X.double().T @ X.double(),
     }
-    fns[what](X[:5000], y[:5000])  # warm-up: library initialisation is not counted
+    fns[what](X[:2000], torch.arange(2000) % K)  # small warm-up: library initialisation is not counted
     with open("/proc/self/clear_refs", "w") as fh:  # reset the peak RSS to the current RSS
         fh.write("5")
     before = _status_kib("VmRSS")
@@ -133,7 +124,10 @@ def memory_supported() -> bool:
 def measure_memory(what: str, N: int, d: int, K: int, seed: int) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--_memprobe", what, "--N", str(N), "--d", str(d),
            "--K", str(K), "--seed", str(seed)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    # A fixed mmap threshold makes glibc return every large block to the OS when it is freed,
+    # so that RSS follows the live memory (no freed-but-retained heap hides the growth).
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -155,15 +149,28 @@ def run_K(N: int, d: int, K: int, seed: int, repeats: int, batch_size: int) -> d
     X, y, M = make_data(N, d, K, seed)
     b = torch.zeros(K)
     Xd = X.double()
+    fns = {
+        "stream": lambda: nc_metrics(X, y, num_classes=K, batch_size=batch_size),
+        "stream+nc4": lambda: nc_metrics(X, y, M, b, num_classes=K, batch_size=batch_size),
+        "direct": lambda: direct_nc1(X, y, K),
+        "XtX f32": lambda: X.T @ X,
+        "XtX f64": lambda: Xd.T @ Xd,
+        "XtX f64+cvt": lambda: X.double().T @ X.double(),
+    }
+    out = {name: fn() for name, fn in fns.items()}  # warm-up, and the results
+    # Rounds: every variant once per round, so that a burst of load from other processes
+    # hits all variants alike; the best and the median over rounds are kept.
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
     t = {}
-    t["stream"], t["stream med"], m_stream = timed(lambda: nc_metrics(X, y, num_classes=K, batch_size=batch_size),
-                                                   repeats)
-    t["stream+nc4"], t["stream+nc4 med"], m_nc4 = timed(
-        lambda: nc_metrics(X, y, M, b, num_classes=K, batch_size=batch_size), repeats)
-    t["direct"], t["direct med"], nc1_direct = timed(lambda: direct_nc1(X, y, K), repeats)
-    t["XtX f32"], t["XtX f32 med"], _ = timed(lambda: X.T @ X, repeats)
-    t["XtX f64"], t["XtX f64 med"], _ = timed(lambda: Xd.T @ Xd, repeats)
-    t["XtX f64+cvt"], t["XtX f64+cvt med"], _ = timed(lambda: X.double().T @ X.double(), repeats)
+    for name, ts in times.items():
+        ts.sort()
+        t[name], t[name + " med"] = ts[0], ts[len(ts) // 2]
+    m_stream, m_nc4, nc1_direct = out["stream"], out["stream+nc4"], out["direct"]
     rel = abs(m_stream["nc1"] - nc1_direct) / abs(nc1_direct)
     return {"K": K, "t": t, "nc1": m_stream["nc1"], "nc1_direct": nc1_direct, "rel": rel, "nc4": m_nc4["nc4"],
             "nc1_same": m_stream["nc1"] == m_nc4["nc1"]}
@@ -175,7 +182,7 @@ def main(argv=None):
     ap.add_argument("--N", type=int, default=50_000)
     ap.add_argument("--d", type=int, default=512)
     ap.add_argument("--K", type=int, nargs="+", default=[10, 100])
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=8192, help="nc_metrics batch_size (its default: 8192)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--memory", dest="memory", action="store_true", default=True)
@@ -191,7 +198,7 @@ def main(argv=None):
     print(f"machine: {machine()}")
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     print(f"data: N={args.N}, d={args.d}, float32, K in {args.K}; nc_metrics batch_size={args.batch_size}; "
-          f"best of {args.repeats} after a warm-up (median in brackets)\n")
+          f"best of {args.repeats} interleaved rounds after a warm-up (median in brackets)\n")
 
     names = ["stream", "stream+nc4", "direct", "XtX f32", "XtX f64", "XtX f64+cvt"]
     rows = [run_K(args.N, args.d, K, args.seed, args.repeats, args.batch_size) for K in args.K]

@@ -54,3 +54,17 @@ def test_point_exactly_at_the_threshold_is_reported_not_hidden():
     p = UFMProblem(10, 4, 9, 0.04, 0.04, 0.0, 0.2)
     rows = verify([(p, 0)], tol=1e-6)
     assert rows[0]["num_converged"] and not rows[0]["ok"]
+
+
+def test_verify_validates_its_arguments():
+    from ufm import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="'points'"):
+        verify([])
+    with pytest.raises(InvalidParameterError, match=r"'tol' parameter of verify must be a float in the range \(0, inf\)"):
+        verify(default_grid(classes=[3])[:1], tol=0.0)
+
+
+def test_default_grid_classes_subset():
+    grid = default_grid(seeds=[0], classes=[4])
+    assert len(grid) == 3 * 5 * 3 and {p.d for p, _ in grid} == {3, 4, 8}

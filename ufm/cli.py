@@ -212,7 +212,6 @@ def _int_list(text: str, flag: str) -> List[int]:
 
 
 def _cmd_verify(args) -> int:
-    from .problem import UFMProblem  # noqa: F401  (validation happens in default_grid)
     from .verify import default_grid, verify
 
     classes = _int_list(args.classes, "--classes")
@@ -222,8 +221,7 @@ def _cmd_verify(args) -> int:
         raise UsageError(f"ufm verify: error: --seeds must be an int in the range [1, inf). Got {args.seeds} instead.")
     if not (args.tol > 0 and math.isfinite(args.tol)):
         raise UsageError(f"ufm verify: error: --tol must be a float in the range (0, inf). Got {args.tol} instead.")
-    grid = [pt for K in classes for pt in default_grid(args.per_class, range(args.seeds)) if pt[0].K == K] \
-        if set(classes) <= {3, 5, 10} else _custom_grid(classes, args.per_class, args.seeds)
+    grid = default_grid(args.per_class, range(args.seeds), classes)
     t0 = time.perf_counter()
     rows = verify(grid, tol=args.tol, method=args.method, solver_tol=args.solver_tol, max_steps=args.max_steps,
                   dtype=_dtype(args.dtype), device=_device(args.device),
@@ -242,18 +240,6 @@ def _cmd_verify(args) -> int:
                   f"{r['max_error']:>9.2e}  {'ok' if r['ok'] else 'FAIL'}")
         print(f"{passed}/{len(rows)} points agree with the closed form to {args.tol:g} ({seconds:.1f} s)")
     return 0 if passed == len(rows) else 1
-
-
-def _custom_grid(classes, per_class, seeds):
-    import itertools
-
-    from .problem import UFMProblem
-
-    lambdas = [(5e-3, 5e-3, 0.0), (1e-2, 1e-3, 1e-2), (4e-2, 4e-2, 0.0)]
-    return [(UFMProblem(K, per_class, d, lw, lh, lb, a), s)
-            for K in classes
-            for d, a, (lw, lh, lb), s in itertools.product((K - 1, K, 2 * K), (0.0, 0.05, 0.1, 0.2, 0.3), lambdas,
-                                                           range(seeds))]
 
 
 def _cmd_derive(args) -> int:

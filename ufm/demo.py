@@ -88,7 +88,7 @@ def _derivation(config: dict) -> dict:
 
 
 def _verify(config: dict) -> dict:
-    grid = [pt for pt in default_grid(config["per_class"], config["seeds"]) if pt[0].K in config["classes"]]
+    grid = default_grid(config["per_class"], config["seeds"], config["classes"])
     rows = verify(grid, tol=config["tol"], method=config["method"], solver_tol=config["solver_tol"])
     return {"rows": rows}
 

@@ -21,6 +21,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
+from ._validation import Interval, InvalidParameterError, check_param
 from .metrics.nc import nc_metrics
 from .numerics.solver import SolveResult, solve
 from .problem import UFMProblem
@@ -90,16 +91,18 @@ def compare(problem: UFMProblem, measured: dict) -> dict:
     return err
 
 
-def default_grid(per_class: int = 10, seeds: Sequence[int] = (0, 1)) -> List[Tuple[UFMProblem, int]]:
-    """The grid of ``ufm verify``: K in {3, 5, 10}, d in {K-1, K, 2K}, alpha in
-    {0, 0.05, 0.1, 0.2, 0.3}, three (lambda_W, lambda_H, lambda_b) settings, two seeds.
+def default_grid(per_class: int = 10, seeds: Sequence[int] = (0, 1),
+                 classes: Sequence[int] = (3, 5, 10)) -> List[Tuple[UFMProblem, int]]:
+    """The grid of ``ufm verify``: K in ``classes`` (default {3, 5, 10}), d in {K-1, K, 2K},
+    alpha in {0, 0.05, 0.1, 0.2, 0.3}, three (lambda_W, lambda_H, lambda_b) settings,
+    ``seeds`` (default two).
 
-    The setting (0.04, 0.04, 0) is past the threshold for K = 10, so the grid holds
-    trivial points too.
+    With n = 10 the setting (0.04, 0.04, 0) is past the threshold for K = 10, so the
+    grid holds trivial points too.
     """
     lambdas = [(5e-3, 5e-3, 0.0), (1e-2, 1e-3, 1e-2), (4e-2, 4e-2, 0.0)]
     out = []
-    for K in (3, 5, 10):
+    for K in classes:
         for d, a, (lw, lh, lb), s in itertools.product((K - 1, K, 2 * K), (0.0, 0.05, 0.1, 0.2, 0.3), lambdas, seeds):
             out.append((UFMProblem(K, per_class, d, lw, lh, lb, a), s))
     return out
@@ -125,6 +128,10 @@ def verify(points: Sequence[Tuple[UFMProblem, int]], *, tol: float = 1e-6, metho
     """
     from tqdm import tqdm
 
+    check_param("tol", tol, Interval("float", 0, None, "neither"), "verify")
+    if not points:
+        raise InvalidParameterError("The 'points' parameter of verify must be a non-empty sequence of "
+                                    "(UFMProblem, seed) pairs. Got an empty sequence instead.")
     rows: List[Optional[dict]] = [None] * len(points)
     groups = group_by_shape(points)
     for shape, members in tqdm(groups.items(), total=len(groups), disable=not progress, unit="group",
