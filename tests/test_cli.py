@@ -95,8 +95,12 @@ def test_demo_quick_writes_records_figures_and_report(tmp_path, capsys):
     (["solve", "--device", "cuda:7"], "--device"),
     (["verify", "--seeds", "0"], "--seeds"),
     (["verify", "--classes", "3,x"], "--classes"),
-    (["report", "/nonexistent/folder"], "does not exist"),
+    (["report", "/nonexistent/folder"], "not found; run `ufm demo --out /nonexistent/folder` first"),
     (["frobnicate"], "invalid choice"),
+    (["verify", "--solver-tol", "0"], "--solver-tol must be a float in the range (0, inf)"),
+    (["verify", "--per-class", "0"], "--per-class must be an int in the range [1, inf)"),
+    (["solve", "--lr", "0.1"], "--lr must be used with method gd or momentum"),
+    (["solve", "--device", "meta"], "--device"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, argv, flag):
     code, out, err = run(capsys, *argv)
@@ -104,7 +108,7 @@ def test_bad_input_exits_2_with_one_line(capsys, argv, flag):
     assert err.count("\n") == 1 and flag in err and "Traceback" not in err
 
 
-def test_small_dimension_warning_is_one_line(capsys):
+def test_small_dimension_warning_is_one_line(capsys):  # noqa: D103
     code, out, err = run(capsys, "closed-form", "-K", "6", "-d", "3")
     assert code == 0 and err.startswith("ufm: warning:") and err.count("\n") == 1
 
@@ -119,3 +123,18 @@ def test_python_dash_m_is_the_same_command():
     assert proc.returncode == 0 and json.loads(proc.stdout)["logit_gap"] > 0
     proc = subprocess.run([sys.executable, "-m", "ufm", "closed-form", "--alpha", "2"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_unwritable_output_and_broken_records_are_one_line(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, out, err = run(capsys, "demo", "--quick", "--out", str(afile))
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    (tmp_path / "r" / "records").mkdir(parents=True)
+    code, out, err = run(capsys, "report", str(tmp_path / "r"))
+    assert code == 2 and "not found" in err and err.count("\n") == 1
+
+
+def test_warning_is_not_printed_with_an_error(capsys):
+    code, out, err = run(capsys, "solve", "-K", "6", "-d", "2", "--method", "gd", "--lr", "100")
+    assert code == 1 and err.count("\n") == 1 and "diverged" in err

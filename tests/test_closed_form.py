@@ -111,3 +111,16 @@ def test_large_class_count_stays_finite():
 def test_closed_form_rejects_non_problem():
     with pytest.raises(InvalidParameterError, match="'problem'"):
         closed_form({"num_classes": 3})
+
+
+def test_arrays_take_the_dtype_of_the_first_float_tensor():
+    out = closed_form_arrays(0.1, torch.tensor([3, 5]), 10, torch.tensor([1e-3, 2e-3], dtype=torch.float32), 1e-3,
+                             xp=torch)
+    assert out["logit_gap"].dtype == torch.float32
+    assert closed_form_arrays(0.1, torch.tensor([3, 5]), 10, 1e-3, 1e-3, xp=torch)["w_norm"].dtype == torch.float64
+
+
+@pytest.mark.parametrize("K, d, pattern", [(1, 3, "'K'"), (2.5, 3, "'K'"), (3, 0, "'d'"), (4, 2, "'d'")])
+def test_simplex_etf_validates(K, d, pattern):
+    with pytest.raises(InvalidParameterError, match=pattern):
+        simplex_etf(K, d)

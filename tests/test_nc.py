@@ -523,10 +523,9 @@ def test_nc4_fingerprint_mismatch():
 
 
 def test_nc4_fingerprint_accepts_same_features_with_float32_accumulator():
-    """NCAccumulator takes a ``dtype``; with dtype=float32 the statistics' means are float32,
-    ClassStatistics.fingerprint() hashes those float32 bytes while NC4Accumulator hashes
-    its float64 copy, so value(statistics) of the *same* features is refused.
-    (Fails against ufm/metrics/nc.py as written: see the report.)"""
+    """With NCAccumulator(dtype=float32) the statistics' means are float32; both fingerprints
+    hash the float64 view of the means, so value(statistics) of the same features is accepted
+    (a regression test: they once hashed different dtypes)."""
     X, y, W, b = _good()
     acc = NCAccumulator(3, 4, dtype=torch.float32)
     acc.update(X, y)
@@ -534,3 +533,16 @@ def test_nc4_fingerprint_accepts_same_features_with_float32_accumulator():
     dec = NC4Accumulator(st.means, W, b)
     dec.update(X)
     assert dec.value(st) == dec.value()
+
+
+def test_nc4_survives_a_large_common_offset():
+    """Nearest-center decisions are taken about the mean of the class means, so an offset
+    of 1e6 with class separation 0.01 does not turn the expansion into rounding noise."""
+    K, d, n = 3, 4, 20
+    g = torch.Generator().manual_seed(0)
+    means = 0.01 * ufm.simplex_etf(K, d)  # (K, d)
+    y = torch.arange(K).repeat_interleave(n)
+    X = means[y] + 1e-4 * torch.randn(K * n, d, generator=g, dtype=torch.float64) + 1e6
+    W = means.clone()
+    b = -(W @ torch.full((d,), 1e6, dtype=torch.float64))  # classifier sees the offset removed
+    assert nc_metrics(X, y, W, b)["nc4"] == 0.0

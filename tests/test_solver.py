@@ -143,3 +143,42 @@ def test_mixed_shapes_and_empty_batches_are_rejected():
         solve([])
     with pytest.raises(InvalidParameterError, match="UFMProblem"):
         solve(["K=3"])
+
+
+def test_unreachable_tolerance_stalls_instead_of_running_to_the_cap():
+    p = UFMProblem(3, 1, 3)
+    res = solve(p, tol=1e-18, seeds=0)
+    assert res.status == ["stalled"] and not bool(res.converged[0]) and int(res.steps[0]) < 1000
+    res32 = solve(p, tol=1e-10, dtype=torch.float32, seeds=0)  # below float32 resolution
+    assert res32.status == ["stalled"] and int(res32.steps[0]) < 1000
+    res_cap = solve(p, tol=1e-18, seeds=0, max_steps=20)
+    assert res_cap.status == ["max_steps"] and int(res_cap.steps[0]) == 20
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(method="lbfgs", lr=0.1), r"'lr' parameter of solve applies to method 'gd' or 'momentum' only"),
+    (dict(method="gd", momentum=0.5), r"'momentum'.*applies to method 'momentum' only"),
+    (dict(method="gd", history=5), r"'history'.*'lbfgs' only"),
+    (dict(patience=0), r"'patience'.*\[1, inf\)"),
+])
+def test_options_of_another_method_are_rejected(kwargs, pattern):
+    with pytest.raises(InvalidParameterError, match=pattern):
+        solve(UFMProblem(3, 2, 3), **kwargs)
+
+
+def test_numpy_integer_seed_is_accepted():
+    import numpy as np
+
+    a = solve(UFMProblem(3, 2, 3), seeds=np.int64(3), method="gd", max_steps=2)
+    b = solve(UFMProblem(3, 2, 3), seeds=3, method="gd", max_steps=2)
+    assert torch.equal(a.W, b.W)
+
+
+def test_momentum_batched_equals_one_by_one():
+    base = UFMProblem(4, 3, 5, 1e-2, 1e-2, 0.0, 0.0)
+    problems = [base.replace(alpha=a) for a in (0.0, 0.2)]
+    kw = dict(method="momentum", lr=0.1, tol=1e-9, max_steps=400, device="cpu")
+    batched = solve(problems, seeds=[0, 1], **kw)
+    for i, p in enumerate(problems):
+        single = solve(p, seeds=i, **kw)
+        assert torch.allclose(single.H[0], batched.H[i], rtol=1e-12, atol=1e-13)

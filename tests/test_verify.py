@@ -68,3 +68,20 @@ def test_verify_validates_its_arguments():
 def test_default_grid_classes_subset():
     grid = default_grid(seeds=[0], classes=[4])
     assert len(grid) == 3 * 5 * 3 and {p.d for p, _ in grid} == {3, 4, 8}
+
+
+def test_orbit_distance_is_enforced():
+    """Zero-mean within-class noise of relative size 1e-3 leaves f and the mean norms almost
+    unchanged (second order) but must fail through the orbit distance (first order)."""
+    from ufm.verify import worst_error
+
+    p = UFMProblem(4, 5, 4, 1e-2, 1e-2, 0.0, 0.1)
+    res = solve(p, seeds=0)
+    W, H, b = explicit_minimizer(p)
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(H.shape, generator=g, dtype=torch.float64)
+    noise -= noise.reshape(p.d, p.K, p.n).mean(-1).repeat_interleave(p.n, dim=1)  # zero class means
+    res.W[0], res.H[0], res.b[0] = W, H + 1e-3 * noise * float(H.norm() / noise.norm()), b
+    err = compare(p, measure(res, 0))
+    assert max(err[k] for k in ("logit_gap", "w_norm", "h_norm", "objective")) < 1e-5
+    assert err["orbit"] > 1e-4 and worst_error(err) == err["orbit"]

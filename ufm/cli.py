@@ -21,7 +21,8 @@ __all__ = ["main", "build_parser"]
 _FLAGS = {"num_classes": "-K/--num-classes", "per_class": "-n/--per-class", "dim": "-d/--dim",
           "lambda_w": "--lambda-w", "lambda_h": "--lambda-h", "lambda_b": "--lambda-b", "alpha": "--alpha",
           "lr": "--lr", "momentum": "--momentum", "tol": "--tol", "max_steps": "--max-steps",
-          "history": "--history", "init_scale": "--init-scale", "seeds": "--seeds", "classes": "--classes"}
+          "history": "--history", "init_scale": "--init-scale", "seeds": "--seeds", "classes": "--classes",
+          "patience": "--patience"}
 
 
 class UsageError(Exception):
@@ -52,6 +53,9 @@ def _solver_flags(p: argparse.ArgumentParser, tol: float) -> None:
     g.add_argument("--lr", type=float, default=None, help="step size of gd/momentum (default 0.5)")
     g.add_argument("--momentum", type=float, default=None, help="heavy-ball coefficient (default 0.9)")
     g.add_argument("--history", type=int, default=None, help="L-BFGS memory (default 10)")
+    g.add_argument("--patience", type=int, default=None,
+                   help="stop as stalled after this many steps without a new best gradient norm "
+                        "(default 100 lbfgs, 5000 gd/momentum)")
     g.add_argument("--init-scale", type=float, default=1.0, help="initial entries ~ N(0, s^2/d) (default 1)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     g.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="default float64")
@@ -120,6 +124,8 @@ def _device(name: Optional[str]):
         dev = torch.device(name)
     except RuntimeError:
         raise UsageError(f"ufm: error: The --device value must be cpu, cuda or cuda:N. Got {name!r} instead.")
+    if dev.type not in ("cpu", "cuda"):
+        raise UsageError(f"ufm: error: The --device value must be cpu, cuda or cuda:N. Got {name!r} instead.")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"ufm: error: The --device value {name!r} is not available: torch sees no CUDA device; "
                          "use --device cpu.")
@@ -168,7 +174,7 @@ def _cmd_solve(args) -> int:
     problem = _problem(args)
     t0 = time.perf_counter()
     res = solve(problem, method=args.method, seeds=args.seed, tol=args.tol, max_steps=args.max_steps, lr=args.lr,
-                momentum=args.momentum, history=args.history, init_scale=args.init_scale,
+                momentum=args.momentum, history=args.history, init_scale=args.init_scale, patience=args.patience,
                 dtype=_dtype(args.dtype), device=_device(args.device))
     seconds = time.perf_counter() - t0
     m = measure(res, 0)
@@ -183,14 +189,15 @@ def _cmd_solve(args) -> int:
         print(json.dumps(_clean(out), indent=1))
         return 0
     print(f"solved with {args.method} in {m['steps']} steps ({seconds:.2f} s): ||grad f|| = {m['grad_norm']:.3g}, "
-          f"converged: {'yes' if m['converged'] else 'no'}")
+          f"converged: {'yes' if m['converged'] else 'no (' + m['status'] + ')'}")
     cf = out.get("closed_form")
     print(f"  {'quantity':<10} {'numeric':>16} {'closed form':>16} {'error':>10}")
     for k in ("logit_gap", "p_true", "w_norm", "h_norm", "objective"):
         ref = f"{cf[k]:16.10g}" if cf else f"{'n/a':>16}"
         err = f"{out['errors'][k]:10.2e}" if cf else f"{'n/a':>10}"
         print(f"  {k:<10} {m[k]:16.10g} {ref} {err}")
-    print(f"  {'bias':<10} {m['bias_distance']:16.3g} {'(distance to the optimal set)':>27}")
+    if cf:
+        print(f"  {'bias':<10} {m['bias_distance']:16.3g} {'(distance to the optimal set)':>27}")
     if "orbit" in m:
         print(f"  distance to the minimizer orbit (relative): {m['orbit']:.3g}")
     print("  NC metrics (" + ("tr/K" if args.nc1_variant == "normalized" else "tr, no 1/K") + "): " + ", ".join(
@@ -219,8 +226,12 @@ def _cmd_verify(args) -> int:
         raise UsageError(f"ufm verify: error: --classes must hold ints >= 2. Got {args.classes!r} instead.")
     if args.seeds < 1:
         raise UsageError(f"ufm verify: error: --seeds must be an int in the range [1, inf). Got {args.seeds} instead.")
-    if not (args.tol > 0 and math.isfinite(args.tol)):
-        raise UsageError(f"ufm verify: error: --tol must be a float in the range (0, inf). Got {args.tol} instead.")
+    for flag, value in (("--tol", args.tol), ("--solver-tol", args.solver_tol)):
+        if not (value > 0 and math.isfinite(value)):
+            raise UsageError(f"ufm verify: error: {flag} must be a float in the range (0, inf). Got {value} instead.")
+    if args.per_class < 1:
+        raise UsageError(f"ufm verify: error: --per-class must be an int in the range [1, inf). "
+                         f"Got {args.per_class} instead.")
     grid = default_grid(args.per_class, range(args.seeds), classes)
     t0 = time.perf_counter()
     rows = verify(grid, tol=args.tol, method=args.method, solver_tol=args.solver_tol, max_steps=args.max_steps,
@@ -270,10 +281,16 @@ def _cmd_report(args) -> int:
 
     from .report.markdown import build_report
 
+    from .report.markdown import RECORDS
+
     records = Path(args.out) / "records"
-    if not records.is_dir():
-        raise UsageError(f"ufm report: error: {records} does not exist; run `ufm demo --out {args.out}` first.")
-    print(build_report(args.out))
+    missing = [str(records / f"{n}.json") for n in RECORDS if not (records / f"{n}.json").is_file()]
+    if missing:
+        raise UsageError(f"ufm report: error: {', '.join(missing)} not found; run `ufm demo --out {args.out}` first.")
+    try:
+        print(build_report(args.out))
+    except (ValueError, KeyError) as e:  # a record that is not what ufm demo wrote
+        raise UsageError(f"ufm report: error: unreadable record in {records}: {e}")
     return 0
 
 
@@ -293,11 +310,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         args = parser.parse_args(argv)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            try:
-                return _COMMANDS[args.command](args)
-            finally:
-                for w in caught:
-                    print(f"ufm: warning: {w.message}", file=sys.stderr)
+            code = _COMMANDS[args.command](args)
+        for w in caught:  # printed only on success: an error stays one line
+            print(f"ufm: warning: {w.message}", file=sys.stderr)
+        return code
     except UsageError as e:
         print(str(e), file=sys.stderr)
         return 2
@@ -310,7 +326,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("ufm: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # solver divergence and the like: one line, no traceback
+    except OSError as e:  # e.g. an output folder that cannot be created
+        print(f"ufm: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # solver divergence: one line, no traceback
         from .numerics.solver import SolverDivergedError
 
         if isinstance(e, SolverDivergedError):

@@ -2,7 +2,7 @@
 
 Stages (each writes one record under ``OUT/records/`` atomically, with its full
 configuration and the library versions; a stage whose record already holds the same
-configuration is reused, so an interrupted demo resumes where it stopped):
+configuration and ufm version is reused, so an interrupted demo resumes where it stopped):
 
 1. ``derivation``: the symbolic derivation (``OUT/derivation.md``);
 2. ``verify``: numeric vs closed form over the verification grid;
@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ._io import atomic_write_text, environment, read_json, write_json
+from ._version import __version__
 from .numerics.solver import solve
 from .problem import UFMProblem
 from .theory.closed_form import closed_form, closed_form_arrays
@@ -52,7 +53,7 @@ def _stage(out: Path, name: str, config: dict, compute: Callable[[dict], dict], 
     if path.exists() and not force:
         try:
             old = read_json(path)
-            if old.get("config") == config:
+            if old.get("config") == config and old.get("environment", {}).get("ufm") == __version__:
                 log(f"[{name}] reusing {path}")
                 return old
         except (ValueError, OSError):

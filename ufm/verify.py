@@ -27,7 +27,7 @@ from .numerics.solver import SolveResult, solve
 from .problem import UFMProblem
 from .theory.closed_form import closed_form, explicit_minimizer
 
-__all__ = ["measure", "compare", "orbit_distance", "default_grid", "verify", "group_by_shape",
+__all__ = ["measure", "compare", "worst_error", "orbit_distance", "default_grid", "verify", "group_by_shape",
            "CHECKED", "NC_CHECKED"]
 
 CHECKED = ("logit_gap", "p_true", "w_norm", "h_norm", "objective", "bias")
@@ -57,6 +57,7 @@ def measure(result: SolveResult, i: int) -> dict:
         "grad_norm": float(result.grad_norm[i]),
         "steps": int(result.steps[i]),
         "converged": bool(result.converged[i]),
+        "status": result.status[i],
     }
     out.update(nc_metrics(H.T, y, W, b, num_classes=p.K))
     if p.closed_form_applies:
@@ -91,6 +92,11 @@ def compare(problem: UFMProblem, measured: dict) -> dict:
     return err
 
 
+def worst_error(errors: dict) -> float:
+    """The largest checked error: CHECKED, the NC metrics where defined, and the orbit distance."""
+    return max(errors[k] for k in CHECKED + NC_CHECKED + ("orbit",) if k in errors and not math.isnan(errors[k]))
+
+
 def default_grid(per_class: int = 10, seeds: Sequence[int] = (0, 1),
                  classes: Sequence[int] = (3, 5, 10)) -> List[Tuple[UFMProblem, int]]:
     """The grid of ``ufm verify``: K in ``classes`` (default {3, 5, 10}), d in {K-1, K, 2K},
@@ -122,8 +128,9 @@ def verify(points: Sequence[Tuple[UFMProblem, int]], *, tol: float = 1e-6, metho
     """Solve every (problem, seed) numerically (batched by shape) and compare with the closed form.
 
     Returns one row per point: the configuration, the closed-form and measured values,
-    the errors (``err_*``), ``max_error`` over the checked quantities and ``ok``
-    (max_error <= tol and the solver converged). ``progress`` shows a bar over the
+    the errors (``err_*``), ``max_error`` over the checked quantities (CHECKED, the NC
+    metrics where defined, and the orbit distance) and ``ok`` (max_error <= tol and the
+    solver converged). ``progress`` shows a bar over the
     groups of same-shape points (each group is one batched solve).
     """
     from tqdm import tqdm
@@ -142,8 +149,7 @@ def verify(points: Sequence[Tuple[UFMProblem, int]], *, tol: float = 1e-6, metho
             m = measure(result, j)
             err = compare(p, m)
             cf = closed_form(p)
-            checked = [err[k] for k in CHECKED + NC_CHECKED if not math.isnan(err[k])]
-            max_error = max(checked)
+            max_error = worst_error(err)
             rows[i] = {
                 **p.to_dict(), "seed": s, "trivial": cf.trivial,
                 **{f"cf_{k}": getattr(cf, k) for k in ("logit_gap", "p_true", "w_norm", "h_norm", "objective")},

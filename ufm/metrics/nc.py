@@ -169,14 +169,18 @@ class NC4Accumulator:
         self.bias = (torch.zeros(means.shape[0], dtype=torch.float64, device=means.device) if bias is None
                      else bias.to(dtype=torch.float64, device=means.device))  # (K,)
         self._fingerprint = _fingerprint(means)
-        self._sq = (self.means**2).sum(1)  # (K,)
+        # Distances are taken about the mean of the class means, so a large common offset
+        # does not swamp the expansion ||h - mu||^2 = ||mu||^2 - 2 h.mu + ||h||^2.
+        self._center = self.means.mean(0)  # (d,)
+        self._centered_means = self.means - self._center  # (K, d)
+        self._sq = (self._centered_means**2).sum(1)  # (K,)
         self.mismatches = 0
         self.total = 0
 
     @torch.no_grad()
     def update(self, features: torch.Tensor, labels: Optional[torch.Tensor] = None) -> None:
         X = features.to(dtype=torch.float64, device=self.means.device)  # (B, d)
-        ncc = torch.argmin(self._sq - 2 * X @ self.means.T, dim=1)  # (B,)
+        ncc = torch.argmin(self._sq - 2 * (X - self._center) @ self._centered_means.T, dim=1)  # (B,)
         clf = torch.argmax(X @ self.weight.T + self.bias, dim=1)  # (B,)
         self.mismatches += int((ncc != clf).sum())
         self.total += X.shape[0]

@@ -3,9 +3,9 @@
 Many configurations with the same (K, d, n, loss) but different alpha, lambdas and
 seeds are solved as one tensor program: parameters are stacked along a leading batch
 dimension and every step is a handful of batched matmuls. Each configuration keeps its
-own step sizes, L-BFGS history, line search and stopping test, and is frozen once it
-converges, so a batched solve gives the same result as solving each configuration
-alone.
+own L-BFGS history, line-search step and stopping test (gd and momentum share the one
+``lr``), and is frozen once it converges or stalls, so a batched solve gives the same
+result as solving each configuration alone.
 
 Objective (README, "Conventions"), per configuration::
 
@@ -19,6 +19,7 @@ they do not depend on the device or on the batch composition.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -113,6 +114,9 @@ class SolveResult:
         objective (B,), grad_norm (B,): at the solutions.
         steps (B,): iterations taken by each configuration.
         converged (B,): grad_norm < tol reached within max_steps.
+        status: per configuration, ``"converged"``, ``"max_steps"`` (step cap reached) or
+            ``"stalled"`` (no new best gradient norm for ``patience`` steps: the tolerance is
+            below what the dtype resolves).
         trajectory: ``None``, or a dict of ``step (T,)`` and ``objective``, ``grad_norm``,
             ``nc1``, ``nc2_h``, ``nc3`` (each ``(T, B)``) recorded every ``record_every``
             steps (and at the last step), with the measures of ``ufm.metrics.nc``.
@@ -127,6 +131,7 @@ class SolveResult:
     grad_norm: torch.Tensor
     steps: torch.Tensor
     converged: torch.Tensor
+    status: List[str]
     method: str
     options: dict
     seeds: List[int]
@@ -266,6 +271,7 @@ class LBFGS(_Method):
 METHODS = {"gd": GradientDescent, "momentum": Momentum, "lbfgs": LBFGS}
 
 _DEFAULT_MAX_STEPS = {"gd": 100_000, "momentum": 100_000, "lbfgs": 5_000}
+_DEFAULT_PATIENCE = {"gd": 5_000, "momentum": 5_000, "lbfgs": 100}
 
 
 def _describe(p: UFMProblem) -> str:
@@ -277,7 +283,8 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
           seeds: Union[int, Sequence[int]] = 0, tol: float = 1e-10, max_steps: Optional[int] = None,
           lr: Optional[float] = None, momentum: Optional[float] = None, history: Optional[int] = None,
           init_scale: float = 1.0, dtype: torch.dtype = torch.float64, device=None,
-          record_every: int = 0, initial_point: Optional[torch.Tensor] = None) -> SolveResult:
+          record_every: int = 0, initial_point: Optional[torch.Tensor] = None,
+          patience: Optional[int] = None) -> SolveResult:
     """Solve a batch of UFM problems from random initial points.
 
     Args:
@@ -293,6 +300,8 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
         record_every: if > 0, record objective, gradient norm, NC1, NC2 (means) and NC3
             every so many steps.
         initial_point: optional flat start ``(B, P)`` instead of the seeded draw.
+        patience: stop a configuration as ``"stalled"`` after this many steps without a new
+            best gradient norm (default 100 for lbfgs, 5000 for gd/momentum).
 
     Returns:
         SolveResult with tensors in ``dtype`` on ``device``.
@@ -324,18 +333,26 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
     if dtype not in (torch.float32, torch.float64):
         raise InvalidParameterError(f"The 'dtype' parameter of solve must be torch.float32 or torch.float64. "
                                     f"Got {dtype} instead.")
+    patience = _DEFAULT_PATIENCE[method] if patience is None else patience
+    check_param("patience", patience, Interval("int", 1, None, "left"), "solve")
     options = {}
-    if method in ("gd", "momentum"):
-        if lr is not None:
-            check_param("lr", lr, Interval("float", 0, None, "neither"), "solve")
-            options["lr"] = float(lr)
-    if method == "momentum" and momentum is not None:
+    for name, value, methods in (("lr", lr, ("gd", "momentum")), ("momentum", momentum, ("momentum",)),
+                                 ("history", history, ("lbfgs",))):
+        if value is not None and method not in methods:
+            raise InvalidParameterError(
+                f"The {name!r} parameter of solve applies to method {' or '.join(map(repr, methods))} only. "
+                f"Got {name}={value!r} with method={method!r} instead.", param=name, value=value,
+                expected=f"used with method {' or '.join(methods)}")
+    if lr is not None:
+        check_param("lr", lr, Interval("float", 0, None, "neither"), "solve")
+        options["lr"] = float(lr)
+    if momentum is not None:
         check_param("momentum", momentum, Interval("float", 0, 1, "left"), "solve")
         options["momentum"] = float(momentum)
-    if method == "lbfgs" and history is not None:
+    if history is not None:
         check_param("history", history, Interval("int", 1, None, "left"), "solve")
         options["history"] = int(history)
-    seeds = [seeds] * len(problems) if isinstance(seeds, int) else [int(s) for s in seeds]
+    seeds = [int(seeds)] * len(problems) if isinstance(seeds, numbers.Integral) else [int(s) for s in seeds]
     if len(seeds) != len(problems):
         raise InvalidParameterError(f"The 'seeds' parameter of solve must be an int or hold one seed per problem "
                                     f"({len(problems)}). Got {len(seeds)} seeds instead.")
@@ -367,6 +384,10 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
         traj["nc2_h"].append(nc2_measure(centered))
         traj["nc3"].append(nc3_measure(W, centered))
 
+    best_gnorm = gnorm.clone()
+    since_best = torch.zeros_like(steps)
+    failed_before = torch.zeros_like(active)
+    status_stalled = torch.zeros_like(active)
     step = 0
     if traj is not None:
         record(0)
@@ -387,13 +408,16 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
         g = torch.where(a, g_new, g)
         gnorm = torch.linalg.vector_norm(g, dim=1)
         steps = steps + active.to(torch.int64)
-        if bool(failed.any()) and method == "lbfgs":
-            # A failed search after a history reset means no further progress in this precision.
-            stuck = failed & getattr(solver, "_failed_before", torch.zeros_like(failed))
-            solver._failed_before = failed
-            active = active & ~stuck
-        elif method == "lbfgs":
-            solver._failed_before = torch.zeros_like(active)
+        # Stall: no new best gradient norm for `patience` steps (the tolerance is below what
+        # this dtype can resolve), or two failed line searches in a row (lbfgs).
+        improved = gnorm < best_gnorm
+        best_gnorm = torch.where(improved, gnorm, best_gnorm)
+        since_best = torch.where(improved, torch.zeros_like(since_best), since_best + 1)
+        twice = failed & failed_before
+        failed_before = failed
+        stalled = active & ((since_best >= patience) | twice) & (gnorm >= tol)
+        status_stalled = status_stalled | stalled
+        active = active & ~stalled
         active = active & (gnorm >= tol)
         if traj is not None and (step % record_every == 0):
             record(step)
@@ -403,8 +427,12 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
     if traj is not None:
         traj = {"step": torch.tensor(traj["step"]),
                 **{k: torch.stack(v) for k, v in traj.items() if k != "step"}}
+    converged = gnorm < tol
+    status = ["converged" if c else ("stalled" if st else "max_steps")
+              for c, st in zip(converged.tolist(), status_stalled.tolist())]
     return SolveResult(problems=problems, W=W.clone(), H=H.clone(), b=b.clone(), objective=f, grad_norm=gnorm,
-                       steps=steps, converged=gnorm < tol, method=method,
-                       options={**solver.options, "tol": tol, "max_steps": max_steps, "init_scale": init_scale,
+                       steps=steps, converged=converged, status=status, method=method,
+                       options={**solver.options, "tol": tol, "max_steps": max_steps, "patience": patience,
+                                "init_scale": init_scale,
                                 "dtype": str(dtype).replace("torch.", ""), "device": str(obj.device)},
                        seeds=seeds, trajectory=traj)

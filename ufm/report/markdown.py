@@ -9,7 +9,10 @@ from typing import List, Optional
 from .._io import atomic_write_text, read_json
 from . import figures
 
-__all__ = ["build_report", "first_crossing"]
+__all__ = ["build_report", "first_crossing", "RECORDS"]
+
+#: the records a report is built from, in OUT/records/NAME.json
+RECORDS = ("derivation", "verify", "alpha_sweep", "trajectory")
 
 _QUANTITIES = ("logit_gap", "p_true", "w_norm", "h_norm", "objective", "bias", "nc1", "nc2_h", "nc2_w", "nc3",
                "nc4", "orbit")
@@ -126,7 +129,7 @@ def build_report(out) -> Path:
     """Build the figures and ``report.md`` in ``out`` from ``out/records/*.json``."""
     out = Path(out)
     rec = {name: read_json(out / "records" / f"{name}.json")
-           for name in ("derivation", "verify", "alpha_sweep", "trajectory")}
+           for name in RECORDS}
     figures.plot_verify(rec["verify"], out / "fig_verify.png")
     figures.plot_alpha_sweep(rec["alpha_sweep"], out / "fig_alpha.png")
     figures.plot_trajectory(rec["trajectory"], out / "fig_trajectory.png")

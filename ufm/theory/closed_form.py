@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .._validation import InvalidParameterError, warn_closed_form
+from .._validation import Interval, InvalidParameterError, check_param, warn_closed_form
 from ..problem import UFMProblem
 from . import _minimizer_generated as _gen
 
@@ -33,7 +33,8 @@ def closed_form_arrays(alpha, K, n, lambda_w, lambda_h, loss: str = "label_smoot
 
     No validation: the caller passes valid parameters (use :func:`closed_form` for one
     checked problem). Works with ``xp=numpy`` (float64 arrays) or ``xp=torch``
-    (tensors keep their dtype and device; python numbers become float64).
+    (results take the dtype of the first floating-point tensor argument, float64 if
+    there is none, and the device of the first tensor argument).
 
     Returns:
         dict of arrays: ``logit_gap`` (Delta*, M14), ``p_true``, ``p_off`` (M15, M16),
@@ -44,9 +45,10 @@ def closed_form_arrays(alpha, K, n, lambda_w, lambda_h, loss: str = "label_smoot
     """
     fns = _GENERATED[loss]
     if xp is torch:
-        ref = next((a for a in (alpha, K, n, lambda_w, lambda_h) if isinstance(a, torch.Tensor)), None)
-        kw = dict(dtype=ref.dtype if ref is not None and ref.is_floating_point() else torch.float64,
-                  device=ref.device if ref is not None else None)
+        tensors = [a for a in (alpha, K, n, lambda_w, lambda_h) if isinstance(a, torch.Tensor)]
+        floats = [a for a in tensors if a.is_floating_point()]
+        kw = dict(dtype=floats[0].dtype if floats else torch.float64,
+                  device=tensors[0].device if tensors else None)
         args = torch.broadcast_tensors(*[torch.as_tensor(a, **kw) for a in (alpha, K, n, lambda_w, lambda_h)])
         where, full = torch.where, lambda a, v: torch.full_like(a, v)
     else:
@@ -128,6 +130,8 @@ def simplex_etf(K: int, d: int, dtype=torch.float64, device=None) -> torch.Tenso
     Built from the Helmert basis of the subspace orthogonal to the all-ones vector,
     embedded in the first K - 1 coordinates of R^d. Requires d >= K - 1.
     """
+    check_param("K", K, Interval("int", 2, None, "left"), "simplex_etf")
+    check_param("d", d, Interval("int", 1, None, "left"), "simplex_etf")
     if d < K - 1:
         raise InvalidParameterError(
             f"The 'd' parameter of simplex_etf must be an int in the range [K-1, inf) = [{K - 1}, inf). Got {d} instead.")

@@ -11,17 +11,22 @@ Steps (printed and exported by ``derivations/minimizer.py`` to
 ``derivations/minimizer.md``; equation numbers there are cited as (M1)..):
 
 1. Neural-collapse ansatz: h_{k,i} = h_k (NC1), rows of W form a simplex ETF with
-   norm rho_w (NC2), h_k = (rho_h / rho_w) w_k (NC3, self-duality), b = 0.
-2. Logits and the logit gap Delta = rho_w rho_h K / (K - 1).
-3. Objective under the ansatz: ell(Delta) + (lambda_W K rho_w^2 + lambda_H n K rho_h^2) / 2.
-4. Norm balance at fixed product P = rho_w rho_h (AM-GM, derived by stationarity).
-5. Reduced scalar problem g(Delta) = ell(Delta) + (K - 1) s Delta, s = sqrt(n lambda_W lambda_H).
-6. Stationarity g'(Delta) = 0 and its closed-form solution Delta*.
-7. p_true, p_off, ||w_k||, ||h_k||, f*.
-8. Bias: the class-summed loss gradient vanishes at the ETF, so b* = 0 (lambda_b > 0)
+   norm rho_w (NC2), h_k = (rho_h / rho_w) w_k (NC3, self-duality), b = 0; the logits
+   and the logit gap Delta = rho_w rho_h K / (K - 1).
+2. Objective under the ansatz: ell(Delta) + (lambda_W K rho_w^2 + lambda_H n K rho_h^2) / 2.
+3. Norm balance at fixed product P = rho_w rho_h (AM-GM, derived by stationarity).
+4. Reduced scalar problem g(Delta) = ell(Delta) + (K - 1) s Delta, s = sqrt(n lambda_W lambda_H).
+5. Stationarity g'(Delta) = 0 and its closed-form solution Delta*.
+6. p_true, p_off, ||w_k||, ||h_k||, f*.
+7. Bias: the class-summed loss gradient vanishes at the ETF, so b* = 0 (lambda_b > 0)
    or b* = b0 1 for any b0 (lambda_b = 0).
-9. Threshold: the nonzero solution exists iff g'(0) < 0, i.e. s < s_crit; beyond it
-   the only minimizer is W = H = 0.
+8. Threshold: the nonzero solution exists iff g'(0) < 0, i.e. s < s_crit; beyond it
+   the minimum is W = H = 0.
+
+The derivation optimizes within the ansatz. That the ansatz contains the global
+minimizer (for d >= K - 1), and that W = H = 0 is the only one past the threshold, are
+theorems of Zhu et al. (CE) and Guo et al. (LS); ufm checks both numerically
+(``ufm verify``), it does not prove them.
 
 Reference: Zhu et al., A Geometric Analysis of Neural Collapse with Unconstrained
 Features, NeurIPS 2021; Guo et al., Cross Entropy versus Label Smoothing: A Neural
