@@ -31,11 +31,11 @@ over the current RSS across one full call is reported: the peak extra memory of 
 torch's temporaries included. (``ru_maxrss`` is not used: Linux carries it over from the
 parent process across fork/exec, so a fresh subprocess starts with the parent's peak.)
 
-Run (about 1-2 minutes on a 2-core CPU; ``--quick`` uses N = 10,000):
+Run (about 2 minutes on a 2-core CPU; ``--quick`` uses N = 10,000):
 
     .venv/bin/python benchmarks/bench_nc_metrics.py
     .venv/bin/python benchmarks/bench_nc_metrics.py --quick
-    .venv/bin/python benchmarks/bench_nc_metrics.py --K 10 --repeats 5 --no-memory
+    .venv/bin/python benchmarks/bench_nc_metrics.py --K 10 --repeats 9 --no-memory
 """
 from __future__ import annotations
 

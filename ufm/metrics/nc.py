@@ -99,7 +99,8 @@ class NCAccumulator:
     Uses the shifted-data algorithm: each class is centred on a reference point (its
     mean in the first batch where it appears) before the second moment is
     accumulated, so strongly collapsed features lose no precision to cancellation.
-    Memory O(d^2 + K d); cost per batch one (B x d)^T (B x d) product.
+    State O(d^2 + K d); working memory a few float64 copies of one (B, d) batch; cost
+    per batch one (B x d)^T (B x d) product in float64.
     """
 
     def __init__(self, num_classes: int, dim: int, *, dtype=torch.float64, device=None):
@@ -293,8 +294,8 @@ def nc_metrics(features: torch.Tensor, labels: torch.Tensor, weight: Optional[to
     """Neural-collapse metrics of features ``(N, d)`` with integer labels ``(N,)``.
 
     Conventions: see the module docstring. Statistics are accumulated in float64 in
-    one streaming pass of ``batch_size`` rows (memory O(d^2 + K d)); NC4 takes a
-    second pass, since it needs the final class means.
+    one streaming pass of ``batch_size`` rows (memory O(d^2 + K d) plus a few float64
+    copies of one batch); NC4 takes a second pass, since it needs the final class means.
 
     Args:
         features: (N, d) tensor, any float dtype.

@@ -4,8 +4,10 @@ Many configurations with the same (K, d, n, loss) but different alpha, lambdas a
 seeds are solved as one tensor program: parameters are stacked along a leading batch
 dimension and every step is a handful of batched matmuls. Each configuration keeps its
 own L-BFGS history, line-search step and stopping test (gd and momentum share the one
-``lr``), and is frozen once it converges or stalls, so a batched solve gives the same
-result as solving each configuration alone.
+``lr``), and is frozen once it converges or stalls, so a batched solve gives the result
+of solving each configuration alone, up to rounding: batched and single matrix products
+may differ in the last bit, so an L-BFGS configuration can stop an iteration earlier or
+later (benchmarks/README.md measures W differences of 2e-9 at tol 1e-10).
 
 Objective (README, "Conventions"), per configuration::
 
@@ -59,7 +61,7 @@ class UFMObjective:
         self.lambda_h = torch.tensor([p.lambda_h for p in problems], **kw)  # (B,)
         self.lambda_b = torch.tensor([p.lambda_b for p in problems], **kw)  # (B,)
         self.labels = torch.arange(self.N, device=self.device) // self.n  # (N,)
-        self.targets = smoothed_targets(self.labels, self.K, self.alpha, dtype=dtype).transpose(1, 2)  # (B, K, N)
+        self._y_index = self.labels.view(1, 1, -1).expand(self.B, 1, self.N).contiguous()  # (B, 1, N)
         self.sizes = (self.K * self.d, self.d * self.N, self.K)
 
     @property
@@ -81,19 +83,35 @@ class UFMObjective:
         return torch.baddbmm(b.unsqueeze(-1), W, H)  # (B, K, N)
 
     def value_and_grad(self, x: torch.Tensor):
-        """f (B,) and its gradient (B, P)."""
+        """f (B,) and its gradient (B, P).
+
+        Written to make few passes over (B, K, N) and (B, P) memory, in place where it
+        can: log-sum-exp shifted by the per-sample max, the smoothed-target terms from the
+        true-class logit and the logit sum (never a (B, K, N) target tensor).
+        """
         W, H, b = self.unpack(x)
-        Z = torch.baddbmm(b.unsqueeze(-1), W, H)  # (B, K, N)
-        logp = torch.log_softmax(Z, dim=1)  # (B, K, N)
-        T = self.targets
+        N, K = self.N, self.K
+        a = self.alpha[:, None, None]  # (B, 1, 1)
         lw, lh, lb = self.lambda_w, self.lambda_h, self.lambda_b
-        f = (-(T * logp).sum((1, 2)) / self.N
-             + lw / 2 * (W * W).sum((1, 2)) + lh / 2 * (H * H).sum((1, 2)) + lb / 2 * (b * b).sum(1))
-        G = (torch.exp(logp) - T) / self.N  # dloss/dZ, (B, K, N)
-        gW = torch.baddbmm(lw[:, None, None] * W, G, H.transpose(1, 2))  # (B, K, d)
-        gH = torch.baddbmm(lh[:, None, None] * H, W.transpose(1, 2), G)  # (B, d, N)
-        gb = G.sum(2) + lb[:, None] * b  # (B, K)
-        return f, self.pack(gW, gH, gb)
+        Z = torch.baddbmm(b.unsqueeze(-1), W, H)  # logits (B, K, N)
+        Z.sub_(Z.amax(dim=1, keepdim=True))  # shifted logits z - max
+        z_true = Z.gather(1, self._y_index)  # (B, 1, N)
+        z_sum = Z.sum(1, keepdim=True)  # (B, 1, N)
+        P = Z.exp_()  # unnormalized softmax, in place of Z
+        s = P.sum(1, keepdim=True)  # (B, 1, N)
+        # loss_i = -sum_j t_j log p_j = log s_i - (1 - alpha) z_true,i - (alpha/K) sum_j z_j,i
+        loss = (torch.log(s) - (1 - a) * z_true - (a / K) * z_sum).sum((1, 2)) / N  # (B,)
+        f = (loss + lw / 2 * torch.linalg.vector_norm(W, dim=(1, 2)) ** 2
+             + lh / 2 * torch.linalg.vector_norm(H, dim=(1, 2)) ** 2 + lb / 2 * (b * b).sum(1))
+        G = P.div_(s)  # softmax, (B, K, N)
+        G.sub_(a / K).scatter_add_(1, self._y_index, (a - 1).expand(-1, 1, N))  # p - t
+        G.mul_(1.0 / N)  # dloss/dZ
+        grad = torch.empty_like(x)
+        gW, gH, gb = self.unpack(grad)
+        gW.copy_(torch.bmm(G, H.transpose(1, 2)).addcmul_(W, lw[:, None, None]))  # (B, K, d)
+        gH.copy_(torch.bmm(W.transpose(1, 2), G).addcmul_(H, lh[:, None, None]))  # (B, d, N)
+        gb.copy_(G.sum(2).addcmul_(b, lb[:, None]))  # (B, K)
+        return f, grad
 
     def initial_point(self, seeds: Sequence[int], init_scale: float) -> torch.Tensor:
         """Entries of W, H, b ~ N(0, init_scale^2 / d), drawn on the CPU per seed."""
@@ -166,7 +184,7 @@ class GradientDescent(_Method):
     defaults = {"lr": 0.5}
 
     def step(self, x, f, g, active):
-        x_new = x - self.options["lr"] * g
+        x_new = torch.add(x, g, alpha=-self.options["lr"])
         f_new, g_new = self.obj.value_and_grad(x_new)
         return x_new, f_new, g_new, torch.zeros_like(active)
 
@@ -184,6 +202,11 @@ class Momentum(_Method):
         x_new = x + self.v
         f_new, g_new = self.obj.value_and_grad(x_new)
         return x_new, f_new, g_new, torch.zeros_like(active)
+
+
+def _bdot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Row-wise dot products of (B, P) tensors, without a (B, P) temporary."""
+    return torch.bmm(u.unsqueeze(1), v.unsqueeze(2)).view(-1)
 
 
 class LBFGS(_Method):
@@ -214,34 +237,40 @@ class LBFGS(_Method):
         alphas = []
         order = [(self.k - 1 - j) % m for j in range(min(self.k, m))]  # newest first
         for i in order:
-            a = self.rho[i] * (self.S[i] * q).sum(1)  # (B,)
-            q -= a[:, None] * self.Y[i]
+            a = self.rho[i] * _bdot(self.S[i], q)  # (B,)
+            q.addcmul_(self.Y[i], a[:, None], value=-1.0)
             alphas.append(a)
-        r = self.gamma[:, None] * q
+        r = q.mul_(self.gamma[:, None])
         for i, a in zip(reversed(order), reversed(alphas)):
-            beta = self.rho[i] * (self.Y[i] * r).sum(1)
-            r += self.S[i] * (a - beta)[:, None]
-        return -r
+            beta = self.rho[i] * _bdot(self.Y[i], r)
+            r.addcmul_(self.S[i], (a - beta)[:, None])
+        return r.neg_()
 
     def step(self, x, f, g, active):
         d = self._direction(g)
-        gd = (g * d).sum(1)  # (B,)
+        gd = _bdot(g, d)  # (B,)
         bad = ~(gd < 0) | ~torch.isfinite(gd)
         if bool(bad.any()):  # not a descent direction: fall back to scaled steepest descent
             d = torch.where(bad[:, None], -g * self.gamma[:, None], d)
-            gd = (g * d).sum(1)
+            gd = _bdot(g, d)
         gnorm = torch.linalg.vector_norm(g, dim=1)
         eps = torch.finfo(x.dtype).eps
         t = torch.ones_like(f)
         accepted = ~active  # inactive configurations need no step
-        x_new, f_new, g_new = x.clone(), f.clone(), g.clone()
-        for _ in range(self.options["max_backtracks"]):
-            xt = x + t[:, None] * d
+        x_new, f_new, g_new = x, f, g
+        for attempt in range(self.options["max_backtracks"]):
+            xt = torch.addcmul(x, d, t[:, None])
             ft, gt = self.obj.value_and_grad(xt)
-            finite = torch.isfinite(ft) & torch.isfinite(gt).all(1)
+            gtn = torch.linalg.vector_norm(gt, dim=1)
+            finite = torch.isfinite(ft) & torch.isfinite(gtn)
             armijo = ft <= f + self.options["c1"] * t * gd
-            flat = ((ft - f).abs() <= 16 * eps * f.abs().clamp(min=1.0)) & (torch.linalg.vector_norm(gt, dim=1) < gnorm)
+            flat = ((ft - f).abs() <= 16 * eps * f.abs().clamp(min=1.0)) & (gtn < gnorm)
             ok = finite & (armijo | flat) & ~accepted
+            if attempt == 0 and bool((ok | ~active).all()):
+                # The common case: every active configuration takes the full step. (Inactive
+                # ones get values here that the caller discards; their pair is not stored.)
+                x_new, f_new, g_new, accepted = xt, ft, gt, torch.ones_like(accepted)
+                break
             x_new = torch.where(ok[:, None], xt, x_new)
             f_new = torch.where(ok, ft, f_new)
             g_new = torch.where(ok[:, None], gt, g_new)
@@ -252,9 +281,7 @@ class LBFGS(_Method):
         failed = active & ~accepted
         # Curvature pair; rejected (rho = 0) where the curvature is not clearly positive.
         s, y = x_new - x, g_new - g
-        sy = (s * y).sum(1)
-        yy = (y * y).sum(1)
-        ss = (s * s).sum(1)
+        sy, yy, ss = _bdot(s, y), _bdot(y, y), _bdot(s, s)
         valid = active & accepted & (sy > 1e-10 * torch.sqrt(ss * yy)) & (yy > 0)
         m = self.options["history"]
         i = self.k % m
@@ -394,7 +421,8 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
     while step < max_steps and bool(active.any()):
         x_new, f_new, g_new, failed = solver.step(x, f, g, active)
         step += 1
-        bad = active & (~torch.isfinite(f_new) | ~torch.isfinite(g_new).all(1) | (f_new > 1e8 * f0))
+        gnorm_new = torch.linalg.vector_norm(g_new, dim=1)  # non-finite if any entry is
+        bad = active & (~torch.isfinite(f_new) | ~torch.isfinite(gnorm_new) | (f_new > 1e8 * f0))
         if bool(bad.any()):
             i = int(bad.nonzero()[0])
             hint = (f"try a smaller learning rate (lr={solver.options['lr']} now, e.g. lr={solver.options['lr'] / 4:g})"
@@ -402,11 +430,14 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
             raise SolverDivergedError(
                 f"{method} diverged at step {step} for configuration {i} ({_describe(problems[i])}): "
                 f"objective = {float(f_new[i])}; {hint}.")
-        a = active[:, None]
-        x = torch.where(a, x_new, x)
-        f = torch.where(active, f_new, f)
-        g = torch.where(a, g_new, g)
-        gnorm = torch.linalg.vector_norm(g, dim=1)
+        if bool(active.all()):
+            x, f, g, gnorm = x_new, f_new, g_new, gnorm_new
+        else:  # frozen configurations keep their values
+            a = active[:, None]
+            x = torch.where(a, x_new, x)
+            f = torch.where(active, f_new, f)
+            g = torch.where(a, g_new, g)
+            gnorm = torch.where(active, gnorm_new, gnorm)
         steps = steps + active.to(torch.int64)
         # Stall: no new best gradient norm for `patience` steps (the tolerance is below what
         # this dtype can resolve), or two failed line searches in a row (lbfgs).
