@@ -33,6 +33,8 @@ def _fmt(x, digits=3) -> str:
         return "yes" if x else "no"
     if isinstance(x, int):
         return str(x)
+    if abs(x) >= 100:  # step counts and the like
+        return f"{x:.0f}"
     return f"{x:.{digits}g}"
 
 
