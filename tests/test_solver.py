@@ -7,6 +7,7 @@ import torch
 from problems import DEVICES, random_problems, reference_objective
 from ufm import (ClosedFormNotApplicableWarning, InvalidParameterError, SolverDivergedError, UFMProblem,
                  closed_form, solve)
+from ufm.losses import label_smoothing_cross_entropy
 from ufm.numerics.solver import UFMObjective
 from ufm.verify import compare, measure
 
@@ -22,6 +23,10 @@ def test_analytic_gradient_matches_autograd_of_torch_cross_entropy():
         fr = reference_objective(p, W[0], H[0], b[0])
         (gr,) = torch.autograd.grad(fr, xi)
         assert float(f[i]) == pytest.approx(float(fr.detach()), rel=1e-14)
+        y = torch.arange(p.N) // p.n
+        data = label_smoothing_cross_entropy((W[0] @ H[0] + b[0][:, None]).T, y, p.alpha)
+        reg = p.lambda_w / 2 * W[0].pow(2).sum() + p.lambda_h / 2 * H[0].pow(2).sum() + p.lambda_b / 2 * b[0].pow(2).sum()
+        assert float(f[i]) == pytest.approx(float((data + reg).detach()), rel=1e-14)
         assert torch.allclose(g[i], gr[0], rtol=1e-12, atol=1e-15)
 
 
