@@ -546,3 +546,18 @@ def test_nc4_survives_a_large_common_offset():
     W = means.clone()
     b = -(W @ torch.full((d,), 1e6, dtype=torch.float64))  # classifier sees the offset removed
     assert nc_metrics(X, y, W, b)["nc4"] == 0.0
+
+
+@pytest.mark.parametrize("K, d", [(3, 8), (5, 40), (6, 3), (4, 4)])
+def test_nc1_gram_route_equals_the_d_by_d_eigenproblem(K, d):
+    g = torch.Generator().manual_seed(K * d)
+    X = torch.randn(30 * K, d, generator=g, dtype=torch.float64)
+    y = torch.arange(30 * K) % K
+    X += 3 * torch.randn(K, d, generator=g, dtype=torch.float64)[y]
+    acc = NCAccumulator(K, d)
+    acc.update(X, y)
+    st = acc.statistics()
+    M = st.means - st.global_mean
+    direct = nc1(st.sigma_w, st.sigma_b, K)
+    gram = nc1(st.sigma_w, st.sigma_b, K, centered_means=M)
+    assert float(gram) == pytest.approx(float(direct), rel=1e-10)

@@ -213,18 +213,29 @@ def _check_batch(features, labels, K, d, caller):
 # ---------------------------------------------------------------------------
 # Measure functions: pure, batched over leading dimensions, float64 in and out.
 
-def nc1(sigma_w: torch.Tensor, sigma_b: torch.Tensor, num_classes: int, variant: str = "normalized") -> torch.Tensor:
+def nc1(sigma_w: torch.Tensor, sigma_b: torch.Tensor, num_classes: int, variant: str = "normalized",
+        centered_means: Optional[torch.Tensor] = None) -> torch.Tensor:
     """tr(Sigma_W Sigma_B^+) / K (``variant="normalized"``) or without 1/K (``"unnormalized"``).
 
     Sigma_B^+ is the pseudo-inverse on the top min(K-1, d) eigen-directions of Sigma_B
     (eigenvalues below max(K, d) * eps * lambda_max dropped). NaN where Sigma_B = 0.
+    With ``centered_means`` M (..., K, d) and K < d, those directions come from the K x K
+    Gram matrix M M^T / K (same nonzero eigenvalues, v = M^T u / sqrt(K lambda)) instead of
+    the d x d eigenproblem.
     """
     check_param("variant", variant, Options(NC1_VARIANTS), "nc1")
     sigma_w = sigma_w.to(torch.float64)
-    evals, evecs = torch.linalg.eigh(sigma_b.to(torch.float64))  # ascending, (..., d), (..., d, d)
-    d = evals.shape[-1]
+    d = sigma_b.shape[-1]
     r = min(num_classes - 1, d)
-    lam, V = evals[..., d - r:], evecs[..., d - r:]  # top r
+    if centered_means is not None and num_classes < d:
+        M = centered_means.to(torch.float64)  # (..., K, d)
+        evals, U = torch.linalg.eigh(M @ M.transpose(-1, -2) / num_classes)  # (..., K), (..., K, K)
+        lam, U = evals[..., num_classes - r:], U[..., num_classes - r:]  # top r
+        V = M.transpose(-1, -2) @ U  # (..., d, r), columns of norm sqrt(K lambda)
+        V = V / torch.linalg.vector_norm(V, dim=-2, keepdim=True).clamp(min=torch.finfo(torch.float64).tiny)
+    else:
+        evals, evecs = torch.linalg.eigh(sigma_b.to(torch.float64))  # ascending, (..., d), (..., d, d)
+        lam, V = evals[..., d - r:], evecs[..., d - r:]  # top r
     lam_max = lam[..., -1:].clamp(min=0)
     keep = lam > max(num_classes, d) * torch.finfo(torch.float64).eps * lam_max
     proj = ((sigma_w @ V) * V).sum(-2).clamp(min=0)  # v_j^T Sigma_W v_j, (..., r)
@@ -338,7 +349,7 @@ def nc_metrics(features: torch.Tensor, labels: torch.Tensor, weight: Optional[to
     st = acc.statistics()
     centered = st.means - st.global_mean  # (K, d)
     out = {
-        "nc1": nc1(st.sigma_w, st.sigma_b, num_classes, nc1_variant),
+        "nc1": nc1(st.sigma_w, st.sigma_b, num_classes, nc1_variant, centered_means=centered),
         "nc2_h": nc2(centered),
         "nc2_h_equinorm": equinorm(centered),
         "nc2_h_equiangular": equiangularity(centered),

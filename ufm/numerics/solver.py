@@ -413,7 +413,7 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
         traj["step"].append(step)
         traj["objective"].append(f.clone())
         traj["grad_norm"].append(gnorm.clone())
-        traj["nc1"].append(nc1_measure(sw, sb, obj.K))
+        traj["nc1"].append(nc1_measure(sw, sb, obj.K, centered_means=centered))
         traj["nc2_h"].append(nc2_measure(centered))
         traj["nc3"].append(nc3_measure(W, centered))
 
