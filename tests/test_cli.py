@@ -138,3 +138,23 @@ def test_unwritable_output_and_broken_records_are_one_line(tmp_path, capsys):
 def test_warning_is_not_printed_with_an_error(capsys):
     code, out, err = run(capsys, "solve", "-K", "6", "-d", "2", "--method", "gd", "--lr", "100")
     assert code == 1 and err.count("\n") == 1 and "diverged" in err
+
+
+def test_readme_example_output_is_what_the_command_prints(capsys):
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = re.search(r"`ufm closed-form -K 10 --alpha 0\.1` prints\n\n((?:    .*\n)+)", readme).group(1)
+    expected = "".join(line[4:] + "\n" for line in block.splitlines())
+    code, out, _ = run(capsys, "closed-form", "-K", "10", "--alpha", "0.1")
+    assert code == 0 and out == expected
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["closed-form", "-K", "2.5"], "-K/--num-classes: must be an int in the range [2, inf). Got '2.5' instead."),
+    (["closed-form", "--alpha", "x"], "--alpha: must be a float in the range [0, 1). Got 'x' instead."),
+])
+def test_unparsable_values_state_the_valid_range(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and message in err and err.count("\n") == 1

@@ -34,29 +34,49 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: error: {message}")
 
 
+def _int_in(valid: str):
+    """An argparse type for ints whose error states the valid range (checked again by the API)."""
+    def parse(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an int in the range {valid}. Got {text!r} instead.")
+    return parse
+
+
+def _float_in(valid: str):
+    """An argparse type for floats whose error states the valid range (checked again by the API)."""
+    def parse(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a float in the range {valid}. Got {text!r} instead.")
+    return parse
+
+
 def _problem_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("problem (README, Conventions)")
-    g.add_argument("-K", "--num-classes", type=int, default=10, help="number of classes K >= 2 (default 10)")
-    g.add_argument("-n", "--per-class", type=int, default=10, help="samples per class n >= 1 (default 10)")
-    g.add_argument("-d", "--dim", type=int, default=None, help="feature dimension d >= 1 (default K)")
-    g.add_argument("--lambda-w", type=float, default=5e-3, help="weight decay on W, > 0 (default 5e-3)")
-    g.add_argument("--lambda-h", type=float, default=5e-3, help="weight decay on H, > 0 (default 5e-3)")
-    g.add_argument("--lambda-b", type=float, default=0.0, help="weight decay on b, >= 0 (default 0)")
-    g.add_argument("--alpha", type=float, default=0.0, help="label smoothing in [0, 1); 0 is CE (default 0)")
+    g.add_argument("-K", "--num-classes", type=_int_in("[2, inf)"), default=10, help="number of classes K >= 2 (default 10)")
+    g.add_argument("-n", "--per-class", type=_int_in("[1, inf)"), default=10, help="samples per class n >= 1 (default 10)")
+    g.add_argument("-d", "--dim", type=_int_in("[1, inf)"), default=None, help="feature dimension d >= 1 (default K)")
+    g.add_argument("--lambda-w", type=_float_in("(0, inf)"), default=5e-3, help="weight decay on W, > 0 (default 5e-3)")
+    g.add_argument("--lambda-h", type=_float_in("(0, inf)"), default=5e-3, help="weight decay on H, > 0 (default 5e-3)")
+    g.add_argument("--lambda-b", type=_float_in("[0, inf)"), default=0.0, help="weight decay on b, >= 0 (default 0)")
+    g.add_argument("--alpha", type=_float_in("[0, 1)"), default=0.0, help="label smoothing in [0, 1); 0 is CE (default 0)")
 
 
 def _solver_flags(p: argparse.ArgumentParser, tol: float) -> None:
     g = p.add_argument_group("solver")
     g.add_argument("--method", choices=["lbfgs", "gd", "momentum"], default="lbfgs", help="default lbfgs")
-    g.add_argument("--tol", type=float, default=tol, help=f"gradient-norm tolerance (default {tol:g})")
-    g.add_argument("--max-steps", type=int, default=None, help="step cap (default 5000 lbfgs, 100000 gd/momentum)")
-    g.add_argument("--lr", type=float, default=None, help="step size of gd/momentum (default 0.5)")
-    g.add_argument("--momentum", type=float, default=None, help="heavy-ball coefficient (default 0.9)")
-    g.add_argument("--history", type=int, default=None, help="L-BFGS memory (default 10)")
-    g.add_argument("--patience", type=int, default=None,
+    g.add_argument("--tol", type=_float_in("(0, inf)"), default=tol, help=f"gradient-norm tolerance (default {tol:g})")
+    g.add_argument("--max-steps", type=_int_in("[0, inf)"), default=None, help="step cap (default 5000 lbfgs, 100000 gd/momentum)")
+    g.add_argument("--lr", type=_float_in("(0, inf)"), default=None, help="step size of gd/momentum (default 0.5)")
+    g.add_argument("--momentum", type=_float_in("[0, 1)"), default=None, help="heavy-ball coefficient (default 0.9)")
+    g.add_argument("--history", type=_int_in("[1, inf)"), default=None, help="L-BFGS memory (default 10)")
+    g.add_argument("--patience", type=_int_in("[1, inf)"), default=None,
                    help="stop as stalled after this many steps without a new best gradient norm "
                         "(default 100 lbfgs, 5000 gd/momentum)")
-    g.add_argument("--init-scale", type=float, default=1.0, help="initial entries ~ N(0, s^2/d) (default 1)")
+    g.add_argument("--init-scale", type=_float_in("(0, inf)"), default=1.0, help="initial entries ~ N(0, s^2/d) (default 1)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     g.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="default float64")
 
@@ -76,19 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("solve", help="solve the UFM numerically and compare with the closed form")
     _problem_flags(p)
     _solver_flags(p, tol=1e-10)
-    p.add_argument("--seed", type=int, default=0, help="seed of the random initial point (default 0)")
+    p.add_argument("--seed", type=_int_in("(-inf, inf)"), default=0, help="seed of the random initial point (default 0)")
     p.add_argument("--nc1-variant", choices=["normalized", "unnormalized"], default="normalized",
                    help="NC1 with 1/K (normalized, default) or without")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("verify", help="solve a grid of problems and check them against the closed form")
-    p.add_argument("--tol", type=float, default=1e-6, help="maximum relative error (default 1e-6)")
-    p.add_argument("--per-class", type=int, default=10, help="samples per class n (default 10)")
-    p.add_argument("--seeds", type=int, default=2, help="number of seeds per configuration (default 2)")
+    p.add_argument("--tol", type=_float_in("(0, inf)"), default=1e-6, help="maximum relative error (default 1e-6)")
+    p.add_argument("--per-class", type=_int_in("[1, inf)"), default=10, help="samples per class n (default 10)")
+    p.add_argument("--seeds", type=_int_in("[1, inf)"), default=2, help="number of seeds per configuration (default 2)")
     p.add_argument("--classes", default="3,5,10", help="comma-separated K values of the grid (default 3,5,10)")
     p.add_argument("--method", choices=["lbfgs", "gd", "momentum"], default="lbfgs", help="default lbfgs")
-    p.add_argument("--solver-tol", type=float, default=1e-11, help="gradient-norm tolerance (default 1e-11)")
-    p.add_argument("--max-steps", type=int, default=None, help="step cap")
+    p.add_argument("--solver-tol", type=_float_in("(0, inf)"), default=1e-11, help="gradient-norm tolerance (default 1e-11)")
+    p.add_argument("--max-steps", type=_int_in("[0, inf)"), default=None, help="step cap")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="default float64")
     p.add_argument("--json", action="store_true", help="print JSON")
