@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 import torch
 
 from ufm import UFMProblem, solve
+from _machine import machine  # benchmarks/ is on sys.path when a script here runs
 
 GOAL_RATIO = 10.0
 
@@ -105,20 +105,6 @@ def run_method(method: str, problems, seeds, gd_steps: int, repeats: int) -> dic
         "conv_loop": int(conv_loop.sum()),
         "B": len(problems),
     }
-
-
-def machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
 
 
 def main(argv=None):

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -50,6 +49,7 @@ import time
 import torch
 
 from ufm import nc_metrics
+from _machine import machine  # benchmarks/ is on sys.path when a script here runs
 
 GOAL_RATIO = 2.0
 
@@ -129,20 +129,6 @@ def measure_memory(what: str, N: int, d: int, K: int, seed: int) -> dict:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
-
-
-def machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
 
 
 def run_K(N: int, d: int, K: int, seed: int, repeats: int, batch_size: int) -> dict:

@@ -34,24 +34,24 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: error: {message}")
 
 
-def _int_in(valid: str):
-    """An argparse type for ints whose error states the valid range (checked again by the API)."""
-    def parse(text: str) -> int:
+def _number_in(kind: type, valid: str):
+    """An argparse type whose parse error states the valid range (the API checks the range)."""
+    article = "an int" if kind is int else "a float"
+
+    def parse(text: str):
         try:
-            return int(text)
+            return kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an int in the range {valid}. Got {text!r} instead.")
+            raise argparse.ArgumentTypeError(f"must be {article} in the range {valid}. Got {text!r} instead.")
     return parse
+
+
+def _int_in(valid: str):
+    return _number_in(int, valid)
 
 
 def _float_in(valid: str):
-    """An argparse type for floats whose error states the valid range (checked again by the API)."""
-    def parse(text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a float in the range {valid}. Got {text!r} instead.")
-    return parse
+    return _number_in(float, valid)
 
 
 def _problem_flags(p: argparse.ArgumentParser) -> None:

@@ -84,10 +84,6 @@ class UFMObjective:
     def pack(self, W, H, b) -> torch.Tensor:
         return torch.cat([W.reshape(W.shape[0], -1), H.reshape(H.shape[0], -1), b], dim=1)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        W, H, b = self.unpack(x)
-        return torch.baddbmm(b.unsqueeze(-1), W, H)  # (B, K, N)
-
     def value_and_grad(self, x: torch.Tensor):
         """f (B,) and its gradient (B, P).
 

@@ -48,6 +48,7 @@ __all__ = [
     "Derivation",
     "derive_minimizer",
     "RESULT_NAMES",
+    "NoClosedFormError",
     "to_markdown",
     "to_python",
 ]
@@ -94,6 +95,10 @@ def _etf_label_smoothing(gap, num_classes, smoothing):
 ETF_LOSSES: Dict[str, Callable] = {"label_smoothing": _etf_label_smoothing}
 
 
+class NoClosedFormError(ValueError):
+    """sympy finds no unique closed-form solution of the stationarity condition for a loss."""
+
+
 @dataclass
 class Step:
     """One step of a derivation: a title, an explanation, and labelled equations."""
@@ -135,9 +140,9 @@ def _solve_for_gap(equation):
         sols = sp.solve(equation, Delta)
     sols = [sp.simplify(x) for x in sols]
     if len(sols) != 1:
-        raise NotImplementedError(
-            f"stationarity has {len(sols)} closed-form solutions for the logit gap; "
-            "this loss needs a numerical reduction")
+        raise NoClosedFormError(
+            f"stationarity has {len(sols)} closed-form solutions for the logit gap; a loss without a "
+            "unique closed-form gap needs a numerical reduction of g(Delta) instead")
     return sols[0]
 
 
