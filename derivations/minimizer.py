@@ -11,14 +11,11 @@ import argparse
 import pathlib
 import sys
 
-import sympy as sp
-
-from ufm.theory.symbolic import derive_minimizer, to_markdown, to_python
+from ufm.theory.symbolic import derive_minimizer, to_markdown, to_python, to_text
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUTPUTS = {
-    ROOT / "derivations" / "minimizer.md": lambda d: to_markdown(
-        d, "The UFM global minimizer under cross-entropy and label smoothing"),
+    ROOT / "derivations" / "minimizer.md": to_markdown,
     ROOT / "ufm" / "theory" / "_minimizer_generated.py": to_python,
 }
 
@@ -30,13 +27,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     derivation = derive_minimizer("label_smoothing")
     if not args.quiet:
-        for i, step in enumerate(derivation.steps, 1):
-            print(f"\n== {i}. {step.title}\n{step.text}")
-            for lhs, rhs in step.equations:
-                print(f"    {lhs}  =  {sp.sstr(rhs)}")
-        print("\n== Cross-entropy (alpha = 0)")
-        for name in ("logit_gap", "p_true", "threshold"):
-            print(f"    {name}  =  {sp.sstr(derivation.special_case(name, alpha=0))}")
+        print(to_text(derivation), end="")
     stale = []
     for path, render in OUTPUTS.items():
         text = render(derivation)

@@ -14,6 +14,7 @@ import warnings
 from typing import List, Optional
 
 from ._version import __version__
+from ._io import to_jsonable
 from ._validation import InvalidParameterError
 
 __all__ = ["main", "build_parser"]
@@ -178,7 +179,7 @@ def _cmd_closed_form(args) -> int:
     print(f"  trivial    {'yes' if cf.trivial else 'no'} (s = sqrt(n lambda_W lambda_H) = {cf.reg_strength:.6g} "
           f"{rel} threshold (1 - alpha)/K = {cf.threshold:.6g})")
     if not cf.applies:
-        print(f"  note: d < K-1, so these are the ETF-ansatz values, not the minimizer")
+        print("  note: d < K-1, so these are the ETF-ansatz values, not the minimizer")
     if args.latex:
         print("LaTeX (s = \\sqrt{n \\lambda_W \\lambda_H} expanded; nonzero branch):")
         for k, tex in gen.LATEX.items():
@@ -197,16 +198,15 @@ def _cmd_solve(args) -> int:
                 momentum=args.momentum, history=args.history, init_scale=args.init_scale, patience=args.patience,
                 dtype=_dtype(args.dtype), device=_device(args.device))
     seconds = time.perf_counter() - t0
-    m = measure(res, 0)
-    if args.nc1_variant == "unnormalized":
-        m["nc1"] = m["nc1"] * problem.K
+    m = measure(res, 0, nc1_variant=args.nc1_variant)
     out = {"problem": problem.to_dict(), "solver": {"method": args.method, "seed": args.seed, "seconds": seconds,
                                                      **res.options}, "numeric": m}
     if problem.closed_form_applies:
-        out["closed_form"] = closed_form(problem).to_dict()
-        out["errors"] = compare(problem, m)
+        exact = closed_form(problem)
+        out["closed_form"] = exact.to_dict()
+        out["errors"] = compare(problem, m, exact)
     if args.json:
-        print(json.dumps(_clean(out), indent=1))
+        print(json.dumps(to_jsonable(out), indent=1))
         return 0
     print(f"solved with {args.method} in {m['steps']} steps ({seconds:.2f} s): ||grad f|| = {m['grad_norm']:.3g}, "
           f"converged: {'yes' if m['converged'] else 'no (' + m['status'] + ')'}")
@@ -223,12 +223,6 @@ def _cmd_solve(args) -> int:
     print("  NC metrics (" + ("tr/K" if args.nc1_variant == "normalized" else "tr, no 1/K") + "): " + ", ".join(
         f"{k}={m[k]:.3g}" for k in ("nc1", "nc2_h", "nc2_w", "nc3", "nc4")))
     return 0
-
-
-def _clean(obj):
-    from ._io import to_jsonable
-
-    return to_jsonable(obj)
 
 
 def _int_list(text: str, flag: str) -> List[int]:
@@ -260,7 +254,7 @@ def _cmd_verify(args) -> int:
     seconds = time.perf_counter() - t0
     passed = sum(r["ok"] for r in rows)
     if args.json:
-        print(json.dumps(_clean({"tol": args.tol, "passed": passed, "total": len(rows), "seconds": seconds,
+        print(json.dumps(to_jsonable({"tol": args.tol, "passed": passed, "total": len(rows), "seconds": seconds,
                                  "rows": rows}), indent=1))
     else:
         print(f"{'K':>3} {'d':>3} {'alpha':>5} {'lambda_w':>8} {'lambda_h':>8} {'lambda_b':>8} {'seed':>4} "
@@ -274,18 +268,10 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_derive(args) -> int:
-    import sympy as sp
-
-    from .theory.symbolic import derive_minimizer, to_markdown
+    from .theory.symbolic import derive_minimizer, to_markdown, to_text
 
     d = derive_minimizer()
-    if args.markdown:
-        print(to_markdown(d, "The UFM global minimizer under cross-entropy and label smoothing"), end="")
-        return 0
-    for i, step in enumerate(d.steps, 1):
-        print(f"\n== {i}. {step.title}\n{step.text}")
-        for lhs, rhs in step.equations:
-            print(f"    {lhs}  =  {sp.sstr(rhs)}")
+    print((to_markdown if args.markdown else to_text)(d), end="")
     return 0
 
 

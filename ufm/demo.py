@@ -65,15 +65,11 @@ def _stage(out: Path, name: str, config: dict, compute: Callable[[dict], dict], 
               "seconds": round(time.perf_counter() - t0, 3), **data}
     write_json(path, record)
     log(f"[{name}] done in {record['seconds']:.1f} s -> {path}")
-    return json_roundtrip(record)
+    return read_json(path)  # what later stages and the report see is what was stored
 
 
-def json_roundtrip(record: dict) -> dict:
-    import json
-
-    from ._io import to_jsonable
-
-    return json.loads(json.dumps(to_jsonable(record)))
+def _problem(c: dict, alpha: float) -> UFMProblem:
+    return UFMProblem(c["num_classes"], c["per_class"], c["dim"], c["lambda_w"], c["lambda_h"], c["lambda_b"], alpha)
 
 
 def _derivation(config: dict) -> dict:
@@ -82,7 +78,7 @@ def _derivation(config: dict) -> dict:
     import sympy as sp
 
     d = derive_minimizer(config["loss"])
-    md = to_markdown(d, "The UFM global minimizer under cross-entropy and label smoothing")
+    md = to_markdown(d)
     return {"markdown": md,
             "latex": {k: sp.latex(d.results_in_s[k]) for k in ("logit_gap", "p_true", "p_off", "threshold")},
             "latex_ce": {k: sp.latex(d.special_case(k, alpha=0)) for k in ("logit_gap", "p_true", "threshold")}}
@@ -96,25 +92,21 @@ def _verify(config: dict) -> dict:
 
 def _alpha_sweep(config: dict) -> dict:
     c = config
-    base = dict(num_classes=c["num_classes"], per_class=c["per_class"], dim=c["dim"], lambda_w=c["lambda_w"],
-                lambda_h=c["lambda_h"], lambda_b=c["lambda_b"])
-    problems = [UFMProblem(alpha=a, **base) for a in c["alphas"]]
+    problems = [_problem(c, a) for a in c["alphas"]]
     res = solve(problems, method=c["method"], tol=c["solver_tol"], seeds=c["seed"])
     numeric = [{"alpha": p.alpha, **measure(res, i)} for i, p in enumerate(problems)]
     grid = np.linspace(0.0, max(c["alphas"]), 200)
     cf = closed_form_arrays(grid, c["num_classes"], c["per_class"], c["lambda_w"], c["lambda_h"])
     s = math.sqrt(c["per_class"] * c["lambda_w"] * c["lambda_h"])
     curve = {"alpha": grid, **{k: cf[k] for k in ("logit_gap", "p_true", "p_off", "w_norm", "h_norm", "objective")},
-             "alpha_threshold": 1.0 - c["num_classes"] * s}  # s < (1 - alpha)/K  <=>  alpha < 1 - K s
+             "alpha_threshold": 1.0 - c["num_classes"] * s}  # (M22) s < (1 - alpha)/K  <=>  alpha < 1 - K s
     return {"numeric": numeric, "closed_form_curve": curve,
             "closed_form_points": [closed_form(p).to_dict() for p in problems]}
 
 
 def _trajectory(config: dict) -> dict:
     c = config
-    base = dict(num_classes=c["num_classes"], per_class=c["per_class"], dim=c["dim"], lambda_w=c["lambda_w"],
-                lambda_h=c["lambda_h"], lambda_b=c["lambda_b"])
-    pts = [(UFMProblem(alpha=a, **base), s) for a in c["alphas"] for s in c["seeds"]]
+    pts = [(_problem(c, a), s) for a in c["alphas"] for s in c["seeds"]]
     res = solve([p for p, _ in pts], seeds=[s for _, s in pts], method=c["method"], lr=c["lr"], tol=c["tol"],
                 max_steps=c["max_steps"], record_every=c["record_every"])
     tr = res.trajectory

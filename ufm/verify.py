@@ -25,7 +25,7 @@ from ._validation import Interval, InvalidParameterError, check_param
 from .metrics.nc import nc_metrics
 from .numerics.solver import SolveResult, solve
 from .problem import UFMProblem
-from .theory.closed_form import closed_form, explicit_minimizer
+from .theory.closed_form import ClosedForm, closed_form, explicit_minimizer
 
 __all__ = ["measure", "compare", "worst_error", "orbit_distance", "default_grid", "verify", "group_by_shape",
            "CHECKED", "NC_CHECKED"]
@@ -34,8 +34,9 @@ CHECKED = ("logit_gap", "p_true", "w_norm", "h_norm", "objective", "bias")
 NC_CHECKED = ("nc1", "nc2_h", "nc2_w", "nc3", "nc4")
 
 
-def measure(result: SolveResult, i: int) -> dict:
-    """Quantities of configuration ``i`` of a solve, comparable with :class:`ClosedForm`."""
+def measure(result: SolveResult, i: int, nc1_variant: str = "normalized") -> dict:
+    """Quantities of configuration ``i`` of a solve, comparable with :class:`ClosedForm`
+    (NC metrics as :func:`ufm.nc_metrics`, with ``nc1_variant``)."""
     p = result.problems[i]
     W, H, b = result.W[i].double(), result.H[i].double(), result.b[i].double()  # (K, d), (d, N), (K,)
     y = torch.arange(p.N, device=H.device) // p.n  # (N,)
@@ -59,7 +60,7 @@ def measure(result: SolveResult, i: int) -> dict:
         "converged": bool(result.converged[i]),
         "status": result.status[i],
     }
-    out.update(nc_metrics(H.T, y, W, b, num_classes=p.K))
+    out.update(nc_metrics(H.T, y, W, b, num_classes=p.K, nc1_variant=nc1_variant))
     if p.closed_form_applies:
         out["orbit"] = orbit_distance(p, W, H, b)
     return out
@@ -77,9 +78,10 @@ def orbit_distance(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: tor
     return math.sqrt(float(dist2)) / scale if scale > 0 else math.sqrt(float(dist2))
 
 
-def compare(problem: UFMProblem, measured: dict) -> dict:
-    """Errors of ``measured`` (from :func:`measure`) against the closed form (module docstring)."""
-    cf = closed_form(problem)
+def compare(problem: UFMProblem, measured: dict, cf: Optional[ClosedForm] = None) -> dict:
+    """Errors of ``measured`` (from :func:`measure`) against the closed form ``cf`` of
+    ``problem`` (computed if not given); definitions in the module docstring."""
+    cf = closed_form(problem) if cf is None else cf
     err = {}
     for k in ("logit_gap", "p_true", "w_norm", "h_norm", "objective"):
         ref = getattr(cf, k)
@@ -147,8 +149,8 @@ def verify(points: Sequence[Tuple[UFMProblem, int]], *, tol: float = 1e-6, metho
                        tol=solver_tol, max_steps=max_steps, dtype=dtype, device=device)
         for j, (i, p, s) in enumerate(members):
             m = measure(result, j)
-            err = compare(p, m)
             cf = closed_form(p)
+            err = compare(p, m, cf)
             max_error = worst_error(err)
             rows[i] = {
                 **p.to_dict(), "seed": s, "trivial": cf.trivial,

@@ -194,6 +194,7 @@ class NC4Accumulator:
 
 
 def _check_batch(features, labels, K, d, caller):
+    """Types and shapes of a batch; label range [0, K) unless K is None; returns long labels."""
     if not isinstance(features, torch.Tensor) or features.ndim != 2:
         raise InvalidParameterError(f"The 'features' parameter of {caller} must be a 2-D tensor (N, d). "
                                     f"Got {getattr(features, 'shape', type(features).__name__)} instead.")
@@ -204,7 +205,7 @@ def _check_batch(features, labels, K, d, caller):
             or labels.is_floating_point():
         raise InvalidParameterError(f"The 'labels' parameter of {caller} must be an integer tensor (N,) with "
                                     f"N = {features.shape[0]}. Got {getattr(labels, 'shape', labels)} instead.")
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= K):
+    if K is not None and labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= K):
         raise InvalidParameterError(f"The 'labels' parameter of {caller} must hold ints in the range [0, {K}). "
                                     f"Got values in [{int(labels.min())}, {int(labels.max())}] instead.")
     return features, labels.long()
@@ -330,7 +331,7 @@ def nc_metrics(features: torch.Tensor, labels: torch.Tensor, weight: Optional[to
     """
     check_param("nc1_variant", nc1_variant, Options(NC1_VARIANTS), "nc_metrics")
     check_param("batch_size", batch_size, Interval("int", 1, None, "left"), "nc_metrics")
-    _check_batch(features, labels, 2**62, None, "nc_metrics")  # types and shapes first; ranges below
+    _check_batch(features, labels, None, None, "nc_metrics")  # types and shapes first; ranges below
     if num_classes is None and labels.numel():
         num_classes = int(labels.max()) + 1
         if weight is not None and getattr(weight, "ndim", 0) == 2 and weight.shape[0] > num_classes:

@@ -1,8 +1,8 @@
 """Hessian of the UFM objective in (W, H, b): dense spectra, Lanczos, the symmetry null space.
 
 Groundwork for the conditioning analysis: the full Hessian of f (README, "Conventions")
-with respect to all parameters, flattened in the solver's order (W row-major, then H,
-then b), in float64.
+with respect to all parameters, flattened in the solver's layout (``UFMObjective.pack``:
+W row-major, then H, then b), in float64.
 
 At a collapsed minimizer the Hessian has an exact null space from the rotational
 symmetry W -> W Q^T, H -> Q H (Q orthogonal d x d): its dimension is that of the orbit,
@@ -24,6 +24,7 @@ import torch
 from .._validation import Interval, InvalidParameterError, check_param
 from ..losses import label_smoothing_cross_entropy
 from ..problem import UFMProblem
+from .solver import UFMObjective
 
 __all__ = ["objective_single", "dense_hessian", "Spectrum", "spectrum", "symmetry_null_dim", "top_eigenvalues",
            "hessian_bytes", "DENSE_LIMIT_BYTES"]
@@ -32,29 +33,31 @@ __all__ = ["objective_single", "dense_hessian", "Spectrum", "spectrum", "symmetr
 DENSE_LIMIT_BYTES = 2 * 1024**3
 
 
-def _sizes(p: UFMProblem):
-    return p.K * p.d, p.d * p.N, p.K
+def _layout(problem: UFMProblem, device=None) -> UFMObjective:
+    """The solver's flat parameter layout for one problem (``pack``, ``unpack``, ``num_params``)."""
+    return UFMObjective([problem], dtype=torch.float64, device=device or "cpu")
 
 
-def objective_single(problem: UFMProblem, x: torch.Tensor) -> torch.Tensor:
-    """f at the flat parameter vector ``x (P,)``, written with ``ufm.losses`` (autograd-friendly)."""
+def objective_single(problem: UFMProblem, x: torch.Tensor, layout: UFMObjective = None) -> torch.Tensor:
+    """f at the flat parameter vector ``x (P,)``, written with ``ufm.losses`` (autograd-friendly).
+
+    ``layout`` (from the solver, for this problem) may be passed to avoid rebuilding it per call.
+    """
     p = problem
-    a, h, _ = _sizes(p)
-    W = x[:a].reshape(p.K, p.d)  # (K, d)
-    H = x[a:a + h].reshape(p.d, p.N)  # (d, N)
-    b = x[a + h:]  # (K,)
-    y = torch.arange(p.N, device=x.device) // p.n
+    layout = layout or _layout(p, x.device)
+    W, H, b = (t[0] for t in layout.unpack(x[None]))  # (K, d), (d, N), (K,)
+    y = layout.labels  # (N,)
     data = label_smoothing_cross_entropy((W @ H + b[:, None]).T, y, p.alpha)
     return data + p.lambda_w / 2 * (W * W).sum() + p.lambda_h / 2 * (H * H).sum() + p.lambda_b / 2 * (b * b).sum()
 
 
-def _flat(W, H, b) -> torch.Tensor:
-    return torch.cat([W.reshape(-1), H.reshape(-1), b.reshape(-1)]).to(torch.float64)
+def _flat(problem: UFMProblem, W, H, b) -> torch.Tensor:
+    return _layout(problem, W.device).pack(W[None], H[None], b[None])[0].to(torch.float64)
 
 
 def hessian_bytes(problem: UFMProblem) -> int:
     """Memory of the dense float64 Hessian: P^2 * 8 bytes with P = Kd + dN + K."""
-    P = sum(_sizes(problem))
+    P = _layout(problem).num_params
     return P * P * 8
 
 
@@ -68,12 +71,13 @@ def dense_hessian(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: torc
     """
     need = hessian_bytes(problem)
     if need > max_bytes:
-        P = sum(_sizes(problem))
+        P = _layout(problem).num_params
         raise InvalidParameterError(
             f"The dense Hessian of this problem has P = {P} parameters and needs {need / 2**30:.2f} GiB "
             f"(> max_bytes = {max_bytes / 2**30:.2f} GiB); use top_eigenvalues (Lanczos) or raise max_bytes.")
-    x = _flat(W, H, b)
-    Hess = torch.func.hessian(lambda v: objective_single(problem, v))(x)  # (P, P)
+    x = _flat(problem, W, H, b)
+    layout = _layout(problem, x.device)
+    Hess = torch.func.hessian(lambda v: objective_single(problem, v, layout))(x)  # (P, P)
     return (Hess + Hess.T) / 2
 
 
@@ -130,10 +134,11 @@ def top_eigenvalues(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: to
     Hessian-vector products (forward-over-reverse autodiff); memory O(P)."""
     from scipy.sparse.linalg import LinearOperator, eigsh
 
-    P = sum(_sizes(problem))
+    P = _layout(problem).num_params
     check_param("k", k, Interval("int", 1, P - 1, "both"), "top_eigenvalues")
-    x = _flat(W, H, b)
-    grad = torch.func.grad(lambda v: objective_single(problem, v))
+    x = _flat(problem, W, H, b)
+    layout = _layout(problem, x.device)
+    grad = torch.func.grad(lambda v: objective_single(problem, v, layout))
 
     def hvp(v):
         t = torch.as_tensor(np.asarray(v).reshape(-1), dtype=torch.float64, device=x.device)

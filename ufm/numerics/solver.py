@@ -170,7 +170,9 @@ class SolveResult:
 # Methods: each has init(x, f, g) and step(x, f, g, active) -> (x, f, g, failed).
 
 class _Method:
-    defaults: dict = {}
+    defaults: dict = {}  # the method's own options and their defaults; other methods' options are refused
+    max_steps: int = 100_000  # default step cap
+    patience: int = 5_000  # default steps without a new best gradient norm before "stalled"
 
     def __init__(self, objective: UFMObjective, **options):
         self.obj = objective
@@ -223,6 +225,8 @@ class LBFGS(_Method):
     """
 
     defaults = {"history": 10, "c1": 1e-4, "max_backtracks": 50}
+    max_steps = 5_000
+    patience = 100
 
     def init(self, x, f, g):
         m, (B, P) = self.options["history"], x.shape
@@ -299,9 +303,6 @@ class LBFGS(_Method):
 
 METHODS = {"gd": GradientDescent, "momentum": Momentum, "lbfgs": LBFGS}
 
-_DEFAULT_MAX_STEPS = {"gd": 100_000, "momentum": 100_000, "lbfgs": 5_000}
-_DEFAULT_PATIENCE = {"gd": 5_000, "momentum": 5_000, "lbfgs": 100}
-
 
 def _describe(p: UFMProblem) -> str:
     return (f"K={p.K}, d={p.d}, n={p.n}, alpha={p.alpha}, lambda_w={p.lambda_w}, "
@@ -357,17 +358,18 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
     check_param("tol", tol, Interval("float", 0, None, "neither"), "solve")
     check_param("init_scale", init_scale, Interval("float", 0, None, "neither"), "solve")
     check_param("record_every", record_every, Interval("int", 0, None, "left"), "solve")
-    max_steps = _DEFAULT_MAX_STEPS[method] if max_steps is None else max_steps
+    cls = METHODS[method]
+    max_steps = cls.max_steps if max_steps is None else max_steps
     check_param("max_steps", max_steps, Interval("int", 0, None, "left"), "solve")
     if dtype not in (torch.float32, torch.float64):
         raise InvalidParameterError(f"The 'dtype' parameter of solve must be torch.float32 or torch.float64. "
                                     f"Got {dtype} instead.")
-    patience = _DEFAULT_PATIENCE[method] if patience is None else patience
+    patience = cls.patience if patience is None else patience
     check_param("patience", patience, Interval("int", 1, None, "left"), "solve")
     options = {}
-    for name, value, methods in (("lr", lr, ("gd", "momentum")), ("momentum", momentum, ("momentum",)),
-                                 ("history", history, ("lbfgs",))):
-        if value is not None and method not in methods:
+    for name, value in (("lr", lr), ("momentum", momentum), ("history", history)):
+        if value is not None and name not in cls.defaults:
+            methods = [m for m, c in METHODS.items() if name in c.defaults]
             raise InvalidParameterError(
                 f"The {name!r} parameter of solve applies to method {' or '.join(map(repr, methods))} only. "
                 f"Got {name}={value!r} with method={method!r} instead.", param=name, value=value,
@@ -394,7 +396,7 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
     if tuple(x.shape) != (obj.B, obj.num_params):
         raise InvalidParameterError(f"The 'initial_point' parameter of solve must have shape "
                                     f"({obj.B}, {obj.num_params}). Got {tuple(x.shape)} instead.")
-    solver = METHODS[method](obj, **options)
+    solver = cls(obj, **options)
     f, g = obj.value_and_grad(x)
     f0 = f.abs().clamp(min=1.0)
     solver.init(x, f, g)

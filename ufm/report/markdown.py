@@ -72,7 +72,7 @@ def _alpha_section(rec: dict) -> List[str]:
     lines = ["## 3. Minimizer against the smoothing factor", "",
              f"K = {c['num_classes']}, d = {c['dim']}, n = {c['per_class']}, lambda_W = {c['lambda_w']}, "
              f"lambda_H = {c['lambda_h']}, lambda_b = {c['lambda_b']}. Lines: closed form; markers: {c['method']} "
-             f"from a random start (seed {c['seed']}). Past alpha = {c_alpha(rec):.4g} the only minimizer is "
+             f"from a random start (seed {c['seed']}). Past alpha = {rec['closed_form_curve']['alpha_threshold']:.4g} the only minimizer is "
              "W = H = 0.", "", "![alpha](fig_alpha.png)", "",
              "| alpha | trivial | logit gap (numeric) | logit gap (closed form) | p_true (numeric) | ||w|| (numeric) | ||h|| (numeric) |",
              "|---|---|---|---|---|---|---|"]
@@ -80,10 +80,6 @@ def _alpha_section(rec: dict) -> List[str]:
         lines.append(f"| {num['alpha']} | {_fmt(cf['trivial'])} | {num['logit_gap']:.6f} | {cf['logit_gap']:.6f} | "
                      f"{num['p_true']:.6f} | {num['w_norm']:.6f} | {num['h_norm']:.6f} |")
     return lines + [""]
-
-
-def c_alpha(rec: dict) -> float:
-    return rec["closed_form_curve"]["alpha_threshold"]
 
 
 def _trajectory_section(rec: dict) -> List[str]:
