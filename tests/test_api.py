@@ -45,9 +45,13 @@ def _imports(path: pathlib.Path):
 FORBIDDEN = {
     "ufm/theory": ["ufm.numerics", "ufm.metrics", "ufm.verify", "ufm.demo", "ufm.report", "ufm.cli"],
     "ufm/metrics": ["ufm.theory", "ufm.numerics", "ufm.verify", "ufm.demo", "ufm.report", "ufm.cli"],
-    "ufm/numerics": ["ufm.verify", "ufm.demo", "ufm.report", "ufm.cli", "sympy"],
+    "ufm/numerics": ["ufm.verify", "ufm.conditioning", "ufm.convergence", "ufm.demo", "ufm.report", "ufm.cli",
+                     "sympy"],
     "ufm/report": ["ufm.theory", "ufm.numerics", "ufm.metrics", "ufm.verify", "ufm.demo", "ufm.cli"],
     "ufm/verify.py": ["ufm.demo", "ufm.report", "ufm.cli", "sympy"],
+    "ufm/conditioning.py": ["ufm.demo", "ufm.report", "ufm.cli", "sympy"],
+    "ufm/convergence.py": ["ufm.demo", "ufm.report", "ufm.cli", "sympy"],
+    "ufm/theory/spectra.py": ["sympy"],
     "ufm/theory/closed_form.py": ["sympy"],
     "ufm/problem.py": ["ufm.theory", "ufm.numerics", "ufm.metrics", "torch", "sympy"],
 }

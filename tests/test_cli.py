@@ -65,15 +65,18 @@ def test_demo_quick_writes_records_figures_and_report(tmp_path, capsys):
     code, out, _ = run(capsys, "demo", "--quick", "--out", str(out_dir))
     assert code == 0
     for name in ("report.md", "derivation.md", "fig_alpha.png", "fig_trajectory.png", "fig_verify.png",
-                 "records/verify.json", "records/trajectory.json", "records/alpha_sweep.json"):
+                 "fig_conditioning.png", "fig_convergence.png", "fig_rates.png", "records/conditioning.json",
+                 "records/convergence.json", "records/verify.json", "records/trajectory.json",
+                 "records/alpha_sweep.json"):
         assert (out_dir / name).is_file(), name
     report = (out_dir / "report.md").read_text()
     assert "points agree with the closed form" in report
+    assert "## 5. Conditioning" in report and "## 6. Convergence" in report and "In plain words" in report
     record = json.loads((out_dir / "records" / "verify.json").read_text())
     assert record["environment"]["torch"] and record["config"]["tol"] == 1e-6
     # A second run reuses every stage; the report is rebuilt from the records alone.
     code, out, _ = run(capsys, "demo", "--quick", "--out", str(out_dir))
-    assert code == 0 and out.count("reusing") == 4
+    assert code == 0 and out.count("reusing") == 6
     (out_dir / "fig_alpha.png").unlink()
     (out_dir / "report.md").unlink()
     code, out, _ = run(capsys, "report", str(out_dir))
@@ -101,6 +104,15 @@ def test_demo_quick_writes_records_figures_and_report(tmp_path, capsys):
     (["verify", "--per-class", "0"], "--per-class must be an int in the range [1, inf)"),
     (["solve", "--lr", "0.1"], "--lr must be used with method gd or momentum"),
     (["solve", "--device", "meta"], "--device"),
+    (["conditioning", "--alphas", "0,1.5"], "--alphas must be a float in the range [0, 1). Got 1.5 instead."),
+    (["conditioning", "--alphas", "0,x"], "--alphas must be comma-separated numbers"),
+    (["conditioning", "--definitions", "logits,hessian"], "--definitions must be comma-separated names among"),
+    (["conditioning", "-K", "5", "-d", "3"], "-d/--dim must be an int in the range [4, inf). Got 3 instead."),
+    (["conditioning", "--null-rtol", "2"], "--null-rtol must be a float in the range (0, 1)"),
+    (["convergence", "--eps", "0"], "--eps must be a float in the range (0, 1). Got 0.0 instead."),
+    (["convergence", "--rules", "fast"], "--rules must be comma-separated names among local, common"),
+    (["convergence", "--seeds", "0"], "--seeds"),
+    (["convergence", "--alphas", ""], "--alphas must hold at least one number"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, argv, flag):
     code, out, err = run(capsys, *argv)
@@ -158,3 +170,35 @@ def test_readme_example_output_is_what_the_command_prints(capsys):
 def test_unparsable_values_state_the_valid_range(capsys, argv, message):
     code, out, err = run(capsys, *argv)
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_conditioning_json_records(capsys):
+    code, out, err = run(capsys, "conditioning", "-K", "3", "-n", "2", "-d", "3", "--alphas", "0,0.1", "--numeric",
+                         "--json")
+    assert code == 0 and err == ""  # no third-party notices on stderr
+    records = json.loads(out)
+    assert len(records) == 2 * 4 * 2  # alphas x definitions x sources
+    keys = {"alpha", "definition", "source", "eigenvalues", "multiplicities", "null_dim", "condition_number"}
+    for r in records:
+        assert keys <= set(r) and r["definition"] in ("logits", "features", "classifier", "full")
+        assert r["source"] in ("symbolic", "numeric") and r["eigenvalues"] == sorted(r["eigenvalues"])
+        assert len(r["eigenvalues"]) == len(r["multiplicities"])
+    full = [r for r in records if r["definition"] == "full"]
+    # d = K = 3: the rotation orbit has dimension (K-1)(2d-K)/2 = 3, in both sources
+    assert {r["null_dim"] for r in full} == {3}
+
+
+def test_conditioning_text_states_the_verdict(capsys):
+    code, out, _ = run(capsys, "conditioning", "-K", "4", "--alphas", "0,0.1")
+    assert code == 0 and "logits     lower with LS" in out and "full       higher with LS" in out
+
+
+def test_convergence_json_is_deterministic(capsys):
+    argv = ["convergence", "-K", "3", "-n", "2", "-d", "3", "--seeds", "1", "--eps", "1e-3,1e-6", "--rules",
+            "common", "--json"]
+    code, out1, _ = run(capsys, *argv)
+    code2, out2, _ = run(capsys, *argv)
+    assert code == code2 == 0 and out1 == out2
+    data = json.loads(out1)
+    assert {r["alpha"] for r in data["rows"]} == {0.0, 0.1}
+    assert all(r["steps_orbit_1e-06"] is not None for r in data["rows"])

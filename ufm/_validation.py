@@ -15,6 +15,7 @@ from typing import Any, Iterable, Optional
 __all__ = [
     "InvalidParameterError",
     "ClosedFormNotApplicableWarning",
+    "UFMWarning",
     "Interval",
     "Options",
     "check_param",
@@ -35,7 +36,11 @@ class InvalidParameterError(ValueError, TypeError):
         self.param, self.value, self.expected = param, value, expected
 
 
-class ClosedFormNotApplicableWarning(UserWarning):
+class UFMWarning(UserWarning):
+    """Base class of the warnings ufm itself emits (the command line prints these)."""
+
+
+class ClosedFormNotApplicableWarning(UFMWarning):
     """The closed-form (simplex-ETF) minimizer does not apply, e.g. d < K - 1."""
 
 

@@ -15,7 +15,7 @@ from typing import List, Optional
 
 from ._version import __version__
 from ._io import to_jsonable
-from ._validation import InvalidParameterError
+from ._validation import InvalidParameterError, UFMWarning
 
 __all__ = ["main", "build_parser"]
 
@@ -23,7 +23,11 @@ _FLAGS = {"num_classes": "-K/--num-classes", "per_class": "-n/--per-class", "dim
           "lambda_w": "--lambda-w", "lambda_h": "--lambda-h", "lambda_b": "--lambda-b", "alpha": "--alpha",
           "lr": "--lr", "momentum": "--momentum", "tol": "--tol", "max_steps": "--max-steps",
           "history": "--history", "init_scale": "--init-scale", "seeds": "--seeds", "classes": "--classes",
-          "patience": "--patience"}
+          "patience": "--patience", "alphas": "--alphas", "eps": "--eps", "record_every": "--record-every",
+          "null_rtol": "--null-rtol", "solver_tol": "--solver-tol"}
+
+
+_DEFINITIONS = ("logits", "features", "classifier", "full")  # ufm.theory.spectra.DEFINITIONS (not imported: startup)
 
 
 class UsageError(Exception):
@@ -114,8 +118,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="default float64")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("derive", help="print the symbolic derivation of the minimizer")
+    p = sub.add_parser("conditioning", help="Hessian spectra and condition numbers at the minimizer, CE vs LS")
+    _problem_flags(p)
+    p.add_argument("--alphas", default=None, help="comma-separated smoothing factors in [0, 1) (default: --alpha)")
+    p.add_argument("--definitions", default=",".join(_DEFINITIONS),
+                   help=f"comma-separated operators among {', '.join(_DEFINITIONS)} (default all)")
+    p.add_argument("--numeric", action="store_true",
+                   help="also compute the spectra at a numerically found minimizer (L-BFGS, dense eigvalsh)")
+    p.add_argument("--seed", type=_int_in("(-inf, inf)"), default=0, help="seed of the numerical solve (default 0)")
+    p.add_argument("--solver-tol", type=_float_in("(0, inf)"), default=1e-12, help="gradient-norm tolerance of the "
+                                                                                    "numerical solve (default 1e-12)")
+    p.add_argument("--null-rtol", type=_float_in("(0, 1)"), default=1e-7,
+                   help="numeric null space: |eigenvalue| <= null-rtol * max|eigenvalue| (default 1e-7)")
+    p.add_argument("--max-gib", type=_float_in("(0, inf)"), default=2.0,
+                   help="largest dense Hessian in GiB; larger ones fall back to Lanczos (default 2)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per (alpha, definition, source)")
+
+    p = sub.add_parser("convergence", help="gradient descent from random starts, CE vs LS: steps and rates")
+    _problem_flags(p)
+    p.add_argument("--alphas", default="0,0.1", help="comma-separated smoothing factors in [0, 1) (default 0,0.1)")
+    p.add_argument("--seeds", type=_int_in("[1, inf)"), default=3, help="number of random starts per alpha (default 3)")
+    p.add_argument("--eps", default="1e-3,1e-6,1e-9", help="comma-separated tolerances (default 1e-3,1e-6,1e-9)")
+    p.add_argument("--rules", default="local,common", help="step-size rules: local, common (default both)")
+    p.add_argument("--max-steps", type=_int_in("[1, inf)"), default=50_000, help="step cap (default 50000)")
+    p.add_argument("--record-every", type=_int_in("[1, inf)"), default=10, help="record every so many steps (default 10)")
+    p.add_argument("--init-scale", type=_float_in("(0, inf)"), default=1.0, help="initial entries ~ N(0, s^2/d) (default 1)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--json", action="store_true", help="print JSON (rows, predictions, trajectories)")
+
+    p = sub.add_parser("derive", help="print the symbolic derivation of the minimizer (or of the Hessian spectra)")
     p.add_argument("--markdown", action="store_true", help="print it as Markdown with LaTeX")
+    p.add_argument("--hessian", action="store_true", help="the Hessian spectra instead (takes about a minute)")
 
     p = sub.add_parser("demo", help="run a short version of everything and write a report")
     p.add_argument("--out", default="ufm-demo", help="output folder (default ufm-demo)")
@@ -225,6 +259,92 @@ def _cmd_solve(args) -> int:
     return 0
 
 
+def _float_list(text: str, flag: str, command: str) -> List[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"ufm {command}: error: {flag} must be comma-separated numbers. Got {text!r} instead.")
+    if not values:
+        raise UsageError(f"ufm {command}: error: {flag} must hold at least one number. Got {text!r} instead.")
+    return values
+
+
+def _name_list(text: str, flag: str, command: str, valid) -> List[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [x for x in names if x not in valid]
+    if bad or not names:
+        raise UsageError(f"ufm {command}: error: {flag} must be comma-separated names among {', '.join(valid)}. "
+                         f"Got {text!r} instead.")
+    return names
+
+
+def _cmd_conditioning(args) -> int:
+    from .conditioning import conditioning, summarize
+
+    problem = _problem(args)
+    alphas = [args.alpha] if args.alphas is None else _float_list(args.alphas, "--alphas", "conditioning")
+    definitions = _name_list(args.definitions, "--definitions", "conditioning", _DEFINITIONS)
+    spectra = conditioning(problem, alphas=alphas, definitions=definitions, numeric=args.numeric, seed=args.seed,
+                           solver_tol=args.solver_tol, null_rtol=args.null_rtol,
+                           max_bytes=int(args.max_gib * 2**30), device=_device(args.device))
+    if args.json:
+        print(json.dumps(to_jsonable([s.to_dict() for s in spectra]), indent=1))
+        return 0
+    p = problem
+    print(f"Hessian spectra at the minimizer: K={p.K} n={p.n} d={p.d} lambda_W={p.lambda_w:g} "
+          f"lambda_H={p.lambda_h:g} lambda_b={p.lambda_b:g} (README, Conditioning)")
+    print(f"  {'alpha':>6} {'definition':<10} {'source':<8} {'kappa':>12} {'null':>5} {'min nonzero':>12} "
+          f"{'max':>12} {'distinct':>8}")
+    for s in spectra:
+        nz = [v for v in s.eigenvalues if v != 0]
+        kappa = "partial" if s.condition_number is None else f"{s.condition_number:12.6g}"
+        null = "?" if s.null_dim is None else str(s.null_dim)
+        print(f"  {s.alpha:>6g} {s.definition:<10} {s.source:<8} {kappa:>12} {null:>5} "
+              f"{(min(nz) if nz else math.nan):>12.6g} {(max(nz) if nz else math.nan):>12.6g} {len(s.eigenvalues):>8}")
+    summary = summarize(spectra)
+    if any(v["verdict"] != "no CE baseline" for v in summary.values()):
+        print("Label smoothing vs CE (symbolic condition numbers):")
+        for dfn, v in summary.items():
+            print(f"  {dfn:<10} {v['verdict']}: kappa(CE) = {v['kappa_ce']:.6g}; " + ", ".join(
+                f"kappa(alpha={a:g}) = {k:.6g}" for a, k in v["kappa_ls"].items()))
+    return 0
+
+
+def _cmd_convergence(args) -> int:
+    from .convergence import QUANTITIES, RULES, convergence
+
+    problem = _problem(args)
+    alphas = _float_list(args.alphas, "--alphas", "convergence")
+    eps = _float_list(args.eps, "--eps", "convergence")
+    rules = _name_list(args.rules, "--rules", "convergence", RULES)
+    out = convergence(problem, alphas=alphas, seeds=range(args.seeds), eps=eps, rules=rules,
+                      max_steps=args.max_steps, record_every=args.record_every, init_scale=args.init_scale,
+                      device=_device(args.device))
+    if args.json:
+        print(json.dumps(to_jsonable(out), indent=1))
+        return 0
+    p = problem
+    print(f"Gradient descent, K={p.K} n={p.n} d={p.d} lambda_W={p.lambda_w:g} lambda_H={p.lambda_h:g} "
+          f"lambda_b={p.lambda_b:g}, {args.seeds} seeds (README, Conditioning)")
+    print(f"  {'rule':<7} {'alpha':>6} {'lr':>9} {'kappa_full':>10} {'rate predicted':>14} {'rate measured':>13}")
+    for r in out["predictions"]:
+        meas = "n/a" if r["rate_measured_mean"] is None else f"{r['rate_measured_mean']:.6f}"
+        print(f"  {r['rule']:<7} {r['alpha']:>6g} {r['lr']:>9.4g} {r['kappa_full']:>10.4g} "
+              f"{r['rate_predicted_full']:>14.6f} {meas:>13}")
+    print("  median steps to reach eps (None: not reached):")
+    for rule in rules:
+        for a in alphas:
+            rows = [r for r in out["rows"] if r["rule"] == rule and r["alpha"] == a]
+            cells = []
+            for q in QUANTITIES:
+                for e in out["config"]["eps"]:
+                    vals = [r[f"steps_{q}_{e:g}"] for r in rows]
+                    med = None if any(v is None for v in vals) else int(sorted(vals)[len(vals) // 2])
+                    cells.append(f"{q}<{e:g}: {med}")
+            print(f"  {rule:<7} alpha={a:g}: " + "; ".join(cells))
+    return 0
+
+
 def _int_list(text: str, flag: str) -> List[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
@@ -268,6 +388,12 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_derive(args) -> int:
+    if args.hessian:
+        from .theory.symbolic_hessian import derive_hessian, hessian_to_markdown, hessian_to_text
+
+        d = derive_hessian()
+        print((hessian_to_markdown if args.markdown else hessian_to_text)(d), end="")
+        return 0
     from .theory.symbolic import derive_minimizer, to_markdown, to_text
 
     d = derive_minimizer()
@@ -301,7 +427,8 @@ def _cmd_report(args) -> int:
 
 
 _COMMANDS = {"closed-form": _cmd_closed_form, "solve": _cmd_solve, "verify": _cmd_verify, "derive": _cmd_derive,
-             "demo": _cmd_demo, "report": _cmd_report}
+             "demo": _cmd_demo, "report": _cmd_report, "conditioning": _cmd_conditioning,
+             "convergence": _cmd_convergence}
 
 
 def _one_line(err: InvalidParameterError) -> str:
@@ -317,8 +444,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             code = _COMMANDS[args.command](args)
-        for w in caught:  # printed only on success: an error stays one line
-            print(f"ufm: warning: {w.message}", file=sys.stderr)
+        for w in caught:  # printed only on success: an error stays one line; other libraries' notices are dropped
+            if issubclass(w.category, UFMWarning):
+                print(f"ufm: warning: {w.message}", file=sys.stderr)
         return code
     except UsageError as e:
         print(str(e), file=sys.stderr)

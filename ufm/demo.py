@@ -4,11 +4,16 @@ Stages (each writes one record under ``OUT/records/`` atomically, with its full
 configuration and the library versions; a stage whose record already holds the same
 configuration and ufm version is reused, so an interrupted demo resumes where it stopped):
 
-1. ``derivation``: the symbolic derivation (``OUT/derivation.md``);
+1. ``derivation``: the symbolic derivation (``OUT/derivation.md``) and, except in the quick
+   version, the Hessian derivation (``OUT/hessian.md``, about a minute);
 2. ``verify``: numeric vs closed form over the verification grid;
 3. ``alpha_sweep``: numeric solutions and the closed form against alpha;
 4. ``trajectory``: gradient descent from random starts, CE vs LS, with f, ||grad f||
-   and NC1 recorded along the way.
+   and NC1 recorded along the way;
+5. ``conditioning``: Hessian spectra and condition numbers against alpha for several K
+   under each definition (symbolic), and a symbolic-vs-numeric check;
+6. ``convergence``: gradient descent under the stated step-size rules, steps to each
+   tolerance and measured vs predicted local rates.
 
 The figures and ``OUT/report.md`` are then built from the records alone
 (``ufm report OUT`` rebuilds them without re-running anything).
@@ -41,6 +46,13 @@ def demo_config(quick: bool = False) -> dict:
         "alpha_sweep": {"num_classes": 10, "per_class": 10, "dim": 10, "lambda_w": 5e-3, "lambda_h": 5e-3,
                         "lambda_b": 0.0, "alphas": [round(0.05 * i, 2) for i in range(0, 19, 3 if quick else 1)],
                         "method": "lbfgs", "solver_tol": 1e-11, "seed": 0},
+        "conditioning": {"classes": [3, 5, 10], "per_class": 10, "lambda_w": 5e-3, "lambda_h": 5e-3, "lambda_b": 0.0,
+                         "alphas": [round(0.025 * i, 3) for i in range(0, 13, 2 if quick else 1)],
+                         "numeric_check": {"num_classes": 4, "dim": 5, "per_class": 3, "alphas": [0.0, 0.1]}},
+        "convergence": {"num_classes": 5, "per_class": 5, "dim": 5, "lambda_w": 5e-3, "lambda_h": 5e-3,
+                        "lambda_b": 0.0, "alphas": [0.0, 0.1], "seeds": [0] if quick else [0, 1, 2],
+                        "eps": [1e-3, 1e-6, 1e-9], "rules": ["local"] if quick else ["local", "common"],
+                        "max_steps": 20000, "record_every": 10},
         "trajectory": {"num_classes": 10, "per_class": 10, "dim": 10, "lambda_w": 5e-3, "lambda_h": 5e-3,
                        "lambda_b": 0.0, "alphas": [0.0, 0.1], "seeds": [0] if quick else [0, 1, 2],
                        "method": "gd", "lr": 0.5, "tol": 1e-10, "max_steps": 2000 if quick else 30000,
@@ -79,7 +91,12 @@ def _derivation(config: dict) -> dict:
 
     d = derive_minimizer(config["loss"])
     md = to_markdown(d)
-    return {"markdown": md,
+    hessian = None
+    if config.get("hessian"):
+        from .theory.symbolic_hessian import derive_hessian, hessian_to_markdown
+
+        hessian = hessian_to_markdown(derive_hessian())
+    return {"markdown": md, "hessian_markdown": hessian,
             "latex": {k: sp.latex(d.results_in_s[k]) for k in ("logit_gap", "p_true", "p_off", "threshold")},
             "latex_ce": {k: sp.latex(d.special_case(k, alpha=0)) for k in ("logit_gap", "p_true", "threshold")}}
 
@@ -119,6 +136,43 @@ def _trajectory(config: dict) -> dict:
     return {"runs": runs}
 
 
+def _conditioning(config: dict) -> dict:
+    from .conditioning import conditioning, summarize
+
+    c = config
+    spectra, summaries = [], {}
+    for K in c["classes"]:
+        p = UFMProblem(K, c["per_class"], K, c["lambda_w"], c["lambda_h"], c["lambda_b"], 0.0)
+        sp = conditioning(p, alphas=c["alphas"])
+        spectra += [s.to_dict() for s in sp]
+        summaries[str(K)] = summarize(sp)
+    nc = c["numeric_check"]
+    p = UFMProblem(nc["num_classes"], nc["per_class"], nc["dim"], c["lambda_w"], c["lambda_h"], c["lambda_b"], 0.0)
+    check = conditioning(p, alphas=nc["alphas"], numeric=True)
+    pairs = []
+    for s in check:
+        if s.source != "symbolic":
+            continue
+        m = next(x for x in check if x.source == "numeric" and x.alpha == s.alpha and x.definition == s.definition)
+        se, me = s.expanded(), m.expanded()
+        err = float(np.max(np.abs(se - me)) / np.abs(se).max()) if se.size == me.size else None
+        pairs.append({"alpha": s.alpha, "definition": s.definition, "kappa_symbolic": s.condition_number,
+                      "kappa_numeric": m.condition_number, "null_symbolic": s.null_dim, "null_numeric": m.null_dim,
+                      "null_tol": m.null_tol, "max_eigenvalue_error": err, "grad_norm": m.details.get("grad_norm")})
+    return {"spectra": spectra, "summary": summaries, "numeric_check": pairs}
+
+
+def _convergence(config: dict) -> dict:
+    from .convergence import convergence
+
+    c = config
+    p = _problem(c, 0.0)
+    out = convergence(p, alphas=c["alphas"], seeds=c["seeds"], eps=c["eps"], rules=c["rules"],
+                      max_steps=c["max_steps"], record_every=c["record_every"])
+    out["settings"] = out.pop("config")  # the stage record's "config" is the stage configuration
+    return out
+
+
 def run_demo(out, *, quick: bool = False, force: bool = False, log: Optional[Callable[[str], None]] = print) -> Path:
     """Run every stage (reusing finished ones), then build figures and ``report.md``.
 
@@ -131,11 +185,15 @@ def run_demo(out, *, quick: bool = False, force: bool = False, log: Optional[Cal
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     cfg = demo_config(quick)
-    deriv = _stage(out, "derivation", {"loss": "label_smoothing"}, _derivation, force, log)
+    deriv = _stage(out, "derivation", {"loss": "label_smoothing", "hessian": not quick}, _derivation, force, log)
     atomic_write_text(out / "derivation.md", deriv["markdown"])
+    if deriv.get("hessian_markdown"):
+        atomic_write_text(out / "hessian.md", deriv["hessian_markdown"])
     _stage(out, "verify", cfg["verify"], _verify, force, log)
     _stage(out, "alpha_sweep", cfg["alpha_sweep"], _alpha_sweep, force, log)
     _stage(out, "trajectory", cfg["trajectory"], _trajectory, force, log)
+    _stage(out, "conditioning", cfg["conditioning"], _conditioning, force, log)
+    _stage(out, "convergence", cfg["convergence"], _convergence, force, log)
     report = build_report(out)
     log(f"report: {report}")
     return report

@@ -15,19 +15,22 @@ the orbit is a point. :func:`symmetry_null_dim` gives this count;
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import torch
 
-from .._validation import Interval, InvalidParameterError, check_param
-from ..losses import label_smoothing_cross_entropy
+from .._validation import Interval, InvalidParameterError, Options, UFMWarning, check_param
+from ..losses import label_smoothing_cross_entropy, smoothed_targets
 from ..problem import UFMProblem
+from ..theory.spectra import DEFINITIONS, Spectrum, distinct
 from .solver import UFMObjective
 
-__all__ = ["objective_single", "dense_hessian", "Spectrum", "spectrum", "symmetry_null_dim", "top_eigenvalues",
-           "hessian_bytes", "DENSE_LIMIT_BYTES"]
+__all__ = ["objective_single", "dense_hessian", "DenseSpectrum", "spectrum", "symmetry_null_dim", "top_eigenvalues",
+           "hessian_bytes", "DENSE_LIMIT_BYTES", "logit_hessians", "feature_hessian_blocks", "numeric_spectrum",
+           "LanczosFallbackWarning"]
 
 #: default cap on the memory of a dense Hessian (P^2 float64 entries)
 DENSE_LIMIT_BYTES = 2 * 1024**3
@@ -51,38 +54,68 @@ def objective_single(problem: UFMProblem, x: torch.Tensor, layout: UFMObjective 
     return data + p.lambda_w / 2 * (W * W).sum() + p.lambda_h / 2 * (H * H).sum() + p.lambda_b / 2 * (b * b).sum()
 
 
+PARTS = ("W", "H", "b")
+
+
+def _parts_for(problem: UFMProblem, definition: str):
+    """The variables of an operator: ``classifier`` W, ``features`` H, ``full`` (W, H) and b
+    when lambda_b > 0 (README, "Conditioning")."""
+    return {"classifier": ("W",), "features": ("H",),
+            "full": ("W", "H", "b") if problem.lambda_b > 0 else ("W", "H"), "all": PARTS}[definition]
+
+
+def _restricted(problem: UFMProblem, W, H, b, parts):
+    """(x0, f) with x0 the flat vector of the selected ``parts`` of (W, H, b) (in the
+    solver's order) and f(x) the objective with the other parts held at their values."""
+    layout = _layout(problem, W.device)
+    full = layout.pack(W[None], H[None], b[None])[0].to(torch.float64)
+    a, m, _ = layout.sizes
+    slices = {"W": slice(0, a), "H": slice(a, a + m), "b": slice(a + m, layout.num_params)}
+    index = torch.cat([torch.arange(layout.num_params)[slices[p]] for p in PARTS if p in parts]).to(full.device)
+
+    def f(x):
+        return objective_single(problem, full.index_copy(0, index, x), layout)
+
+    return full[index].clone(), f
+
+
+def _num_params(problem: UFMProblem, parts) -> int:
+    sizes = dict(zip(PARTS, _layout(problem).sizes))
+    return sum(sizes[p] for p in parts)
+
+
 def _flat(problem: UFMProblem, W, H, b) -> torch.Tensor:
     return _layout(problem, W.device).pack(W[None], H[None], b[None])[0].to(torch.float64)
 
 
-def hessian_bytes(problem: UFMProblem) -> int:
-    """Memory of the dense float64 Hessian: P^2 * 8 bytes with P = Kd + dN + K."""
-    P = _layout(problem).num_params
+def hessian_bytes(problem: UFMProblem, parts=PARTS) -> int:
+    """Memory of the dense float64 Hessian in ``parts``: P^2 * 8 bytes (P = Kd + dN + K for all)."""
+    P = _num_params(problem, parts)
     return P * P * 8
 
 
 def dense_hessian(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor,
-                  max_bytes: int = DENSE_LIMIT_BYTES) -> torch.Tensor:
-    """The full (P, P) Hessian of f at (W, H, b) in float64 (torch.func.hessian).
+                  max_bytes: int = DENSE_LIMIT_BYTES, parts=PARTS) -> torch.Tensor:
+    """The (P, P) Hessian of f in ``parts`` (default all of W, H, b) at (W, H, b), float64
+    (torch.func.hessian).
 
     Raises:
         InvalidParameterError: if the matrix would exceed ``max_bytes``, naming its size,
             before anything is allocated; use :func:`top_eigenvalues` (Lanczos) instead.
     """
-    need = hessian_bytes(problem)
+    need = hessian_bytes(problem, parts)
     if need > max_bytes:
-        P = _layout(problem).num_params
+        P = _num_params(problem, parts)
         raise InvalidParameterError(
             f"The dense Hessian of this problem has P = {P} parameters and needs {need / 2**30:.2f} GiB "
             f"(> max_bytes = {max_bytes / 2**30:.2f} GiB); use top_eigenvalues (Lanczos) or raise max_bytes.")
-    x = _flat(problem, W, H, b)
-    layout = _layout(problem, x.device)
-    Hess = torch.func.hessian(lambda v: objective_single(problem, v, layout))(x)  # (P, P)
+    x, f = _restricted(problem, W, H, b, parts)
+    Hess = torch.func.hessian(f)(x)  # (P, P)
     return (Hess + Hess.T) / 2
 
 
 @dataclass
-class Spectrum:
+class DenseSpectrum:
     """Eigenvalues (ascending) and the split into a null space and its complement.
 
     ``null_dim`` counts eigenvalues with |lambda| <= ``tol``; ``condition_number`` is
@@ -97,7 +130,7 @@ class Spectrum:
     condition_number: float
 
 
-def spectrum(matrix: torch.Tensor, rtol: Optional[float] = None) -> Spectrum:
+def spectrum(matrix: torch.Tensor, rtol: Optional[float] = None) -> DenseSpectrum:
     """Eigen-decomposition of a symmetric matrix with a stated null-space tolerance.
 
     ``tol = rtol * max|lambda|``; the default ``rtol`` is 1e-10 for float64 and 1e-5
@@ -110,7 +143,7 @@ def spectrum(matrix: torch.Tensor, rtol: Optional[float] = None) -> Spectrum:
     tol = float(rtol * np.abs(ev).max()) if ev.size else 0.0
     positive = ev[ev > tol]
     cond = float(positive[-1] / positive[0]) if positive.size else math.nan
-    return Spectrum(eigenvalues=ev, tol=tol, null_dim=int((np.abs(ev) <= tol).sum()),
+    return DenseSpectrum(eigenvalues=ev, tol=tol, null_dim=int((np.abs(ev) <= tol).sum()),
                     negative=int((ev < -tol).sum()), condition_number=cond)
 
 
@@ -129,21 +162,114 @@ def symmetry_null_dim(problem: UFMProblem, trivial: bool) -> int:
 
 
 def top_eigenvalues(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor, k: int = 20,
-                    tol: float = 0.0) -> np.ndarray:
-    """The ``k`` largest eigenvalues (ascending) by Lanczos (scipy ``eigsh``) on exact
-    Hessian-vector products (forward-over-reverse autodiff); memory O(P)."""
+                    tol: float = 0.0, parts=PARTS) -> np.ndarray:
+    """The ``k`` largest eigenvalues (ascending) of the Hessian in ``parts`` by Lanczos
+    (scipy ``eigsh``) on exact Hessian-vector products (forward-over-reverse autodiff);
+    memory O(P). The Lanczos start vector is fixed (seeded), so results are reproducible."""
     from scipy.sparse.linalg import LinearOperator, eigsh
 
-    P = _layout(problem).num_params
+    P = _num_params(problem, parts)
     check_param("k", k, Interval("int", 1, P - 1, "both"), "top_eigenvalues")
-    x = _flat(problem, W, H, b)
-    layout = _layout(problem, x.device)
-    grad = torch.func.grad(lambda v: objective_single(problem, v, layout))
+    x, f = _restricted(problem, W, H, b, parts)
+    grad = torch.func.grad(f)
 
     def hvp(v):
         t = torch.as_tensor(np.asarray(v).reshape(-1), dtype=torch.float64, device=x.device)
         return torch.func.jvp(grad, (x,), (t,))[1].cpu().numpy()
 
     op = LinearOperator((P, P), matvec=hvp, dtype=np.float64)
-    vals = eigsh(op, k=k, which="LA", tol=tol, return_eigenvectors=False)
+    v0 = np.random.default_rng(0).standard_normal(P)  # a fixed start: the same eigenvalues bit for bit
+    vals = eigsh(op, k=k, which="LA", tol=tol, v0=v0, return_eigenvectors=False)
     return np.sort(vals)
+
+
+class LanczosFallbackWarning(UFMWarning):
+    """A dense Hessian would exceed the memory limit; only the top of the spectrum was computed."""
+
+
+def logit_hessians(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample Hessians of the loss in the logits at (W, H, b), ``(N, K, K)`` (torch.func)."""
+    Z = (W.double() @ H.double() + b.double()[:, None]).T  # (N, K)
+    T = _targets(problem, Z.device)  # (N, K)
+
+    def loss(z, t):  # -sum_j t_j log softmax(z)_j, as ufm.losses (one_hot cannot run under vmap)
+        return -(t * torch.log_softmax(z, dim=-1)).sum()
+
+    return torch.func.vmap(torch.func.hessian(loss))(Z, T)
+
+
+def _targets(problem: UFMProblem, device) -> torch.Tensor:
+    y = torch.arange(problem.N, device=device) // problem.n
+    return smoothed_targets(y, problem.K, problem.alpha, dtype=torch.float64)
+
+
+def feature_hessian_blocks(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The Hessian of f in H, ``(N, d, d)``: f is a sum of one term per column h_i of H,
+    so this Hessian is block diagonal with these N blocks (torch.func, per sample)."""
+    W64, b64 = W.double(), b.double()
+    T = _targets(problem, H.device)  # (N, K)
+    N, lh = problem.N, problem.lambda_h
+
+    def term(h, t):
+        return -(t * torch.log_softmax(W64 @ h + b64, dim=-1)).sum() / N + lh / 2 * (h * h).sum()
+
+    return torch.func.vmap(torch.func.hessian(term))(H.double().T, T)
+
+
+def numeric_spectrum(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor, definition: str,
+                     null_rtol: float = 1e-7, group_rtol: float = 1e-6, max_bytes: int = DENSE_LIMIT_BYTES,
+                     top_k: int = 20) -> Spectrum:
+    """The spectrum of one operator (``ufm.theory.spectra``) at a numerical point (W, H, b).
+
+    Eigenvalues come from dense matrices built by autodiff (``torch.func``) and
+    ``eigvalsh``. ``logits``: the per-sample Hessians are equal at a collapsed point, so the
+    eigenvalues reported are their mean over samples (sorted), with the largest deviation of
+    a sample in ``details["sample_spread"]``. ``features``: the N per-sample blocks.
+    ``classifier``, ``full``: the dense Hessian in W, or in (W, H[, b]); when it would need
+    more than ``max_bytes`` the ``top_k`` largest eigenvalues come from Lanczos instead
+    (a LanczosFallbackWarning says so; the spectrum is then partial: no null space, no
+    condition number; and single-vector Lanczos may report a repeated eigenvalue fewer times
+    than its multiplicity, which at an exactly symmetric minimizer is large).
+
+    Null space: |lambda| <= null_tol = ``null_rtol`` * max|lambda| (reported). Distinct values:
+    sorted eigenvalues closer than ``group_rtol`` * max|lambda| are grouped.
+    """
+    check_param("definition", definition, Options(DEFINITIONS), "numeric_spectrum")
+    check_param("null_rtol", null_rtol, Interval("float", 0, 1, "neither"), "numeric_spectrum")
+    check_param("group_rtol", group_rtol, Interval("float", 0, 1, "neither"), "numeric_spectrum")
+    details = {}
+    if definition == "logits":
+        ev = torch.linalg.eigvalsh(logit_hessians(problem, W, H, b))  # (N, K), ascending
+        mean = ev.mean(0)
+        details["sample_spread"] = float((ev - mean).abs().max())
+        ev = mean.cpu().numpy()
+    elif definition == "features":
+        ev = torch.linalg.eigvalsh(feature_hessian_blocks(problem, W, H, b)).reshape(-1).cpu().numpy()
+    else:
+        parts = _parts_for(problem, definition)
+        need = hessian_bytes(problem, parts)
+        if need > max_bytes:
+            P = _num_params(problem, parts)
+            k = min(top_k, P - 1)
+            warnings.warn(f"the dense {definition} Hessian has P = {P} parameters and would need "
+                          f"{need / 2**30:.2f} GiB (> {max_bytes / 2**30:.2f} GiB): computing its top {k} "
+                          f"eigenvalues by Lanczos instead", LanczosFallbackWarning, stacklevel=2)
+            top = top_eigenvalues(problem, W, H, b, k=k, parts=parts)
+            values, mults = distinct(top, group_rtol)
+            return Spectrum(problem=problem, definition=definition, source="numeric", eigenvalues=values,
+                            multiplicities=mults, null_dim=None, condition_number=None, complete=False,
+                            details={"method": "lanczos", "num_params": P})
+        ev = torch.linalg.eigvalsh(dense_hessian(problem, W, H, b, max_bytes=max_bytes, parts=parts)).cpu().numpy()
+    ev = np.sort(ev)
+    scale = float(np.abs(ev).max())
+    tol = null_rtol * scale
+    null = np.abs(ev) <= tol
+    rest = ev[~null]
+    details["negative"] = int((ev < -tol).sum())
+    values, mults = distinct(rest, group_rtol, scale=scale)
+    if null.any():
+        values, mults = [0.0] + values, [int(null.sum())] + mults
+    cond = float(rest.max() / rest.min()) if rest.size and rest.min() > 0 else math.nan
+    return Spectrum(problem=problem, definition=definition, source="numeric", eigenvalues=values,
+                    multiplicities=mults, null_dim=int(null.sum()), condition_number=cond, null_tol=tol,
+                    details=details)

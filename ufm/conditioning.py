@@ -1,0 +1,112 @@
+"""Conditioning of the UFM minimizers under CE and label smoothing (``ufm conditioning``).
+
+For each smoothing factor alpha, the Hessian spectrum of each operator of
+``ufm.theory.spectra`` (``logits``, ``features``, ``classifier``, ``full``; README,
+"Conditioning") at the closed-form minimizer (``source="symbolic"``) and, on request, at
+a numerically found minimizer (``source="numeric"``), with its null space and condition
+number. :func:`summarize` states per definition whether label smoothing lowers the
+condition number relative to CE (alpha = 0): the claim put to the test.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from ._validation import Interval, InvalidParameterError, Options, check_param
+from .numerics.hessian import DENSE_LIMIT_BYTES, numeric_spectrum
+from .numerics.solver import solve
+from .problem import UFMProblem
+from .theory.spectra import DEFINITIONS, Spectrum, symbolic_spectrum
+
+__all__ = ["conditioning", "numeric_minimizers", "summarize", "DEFINITIONS"]
+
+
+def _check_alphas(alphas: Sequence[float], where: str) -> List[float]:
+    alphas = [float(a) for a in alphas]
+    if not alphas:
+        raise InvalidParameterError(f"The 'alphas' parameter of {where} must hold at least one value in [0, 1). "
+                                    "Got an empty list instead.", param="alphas", value=[],
+                                    expected="at least one value in [0, 1)")
+    for a in alphas:
+        check_param("alphas", a, Interval("float", 0, 1, "left"), where)
+    return alphas
+
+
+def numeric_minimizers(problems: Sequence[UFMProblem], seed: int = 0, tol: float = 1e-12, device=None):
+    """Solve same-shape problems in one batched L-BFGS solve (float64) to ``tol``.
+
+    Returns the SolveResult; each configuration's ``status`` says whether it converged.
+    """
+    return solve(list(problems), method="lbfgs", seeds=seed, tol=tol, device=device)
+
+
+def conditioning(problem: UFMProblem, alphas: Optional[Sequence[float]] = None,
+                 definitions: Sequence[str] = DEFINITIONS, numeric: bool = False, seed: int = 0,
+                 solver_tol: float = 1e-12, null_rtol: float = 1e-7, max_bytes: int = DENSE_LIMIT_BYTES,
+                 device=None) -> List[Spectrum]:
+    """Spectra and condition numbers of ``problem`` for each alpha in ``alphas`` (default
+    ``[problem.alpha]``) and each definition: symbolic, then numeric if ``numeric``.
+
+    The numeric minimizers of all alphas are found in one batched L-BFGS solve from
+    ``seed``; each numeric spectrum records the solver's final gradient norm and status
+    in ``details``. Eigenvalues of the two sources agree to about 1e-10 relative to the
+    largest (tests assert 1e-6).
+    """
+    if not isinstance(problem, UFMProblem):
+        raise InvalidParameterError(f"The 'problem' parameter of conditioning must be a UFMProblem. "
+                                    f"Got {type(problem).__name__} instead.")
+    alphas = _check_alphas([problem.alpha] if alphas is None else alphas, "conditioning")
+    definitions = list(definitions)
+    for dfn in definitions:
+        check_param("definitions", dfn, Options(DEFINITIONS), "conditioning")
+    check_param("solver_tol", solver_tol, Interval("float", 0, None, "neither"), "conditioning")
+    check_param("null_rtol", null_rtol, Interval("float", 0, 1, "neither"), "conditioning")
+    if not problem.closed_form_applies:
+        raise InvalidParameterError(
+            f"The 'dim' parameter of conditioning must be an int in the range [K-1, inf) = [{problem.K - 1}, inf). "
+            f"Got {problem.d} instead.", param="dim", value=problem.d,
+            expected=f"an int in the range [{problem.K - 1}, inf)")
+    problems = [problem.replace(alpha=a) for a in alphas]
+    out: List[Spectrum] = []
+    for p in problems:
+        out += [symbolic_spectrum(p, dfn) for dfn in definitions]
+    if numeric:
+        result = numeric_minimizers(problems, seed=seed, tol=solver_tol, device=device)
+        for i, p in enumerate(problems):
+            for dfn in definitions:
+                sp = numeric_spectrum(p, result.W[i], result.H[i], result.b[i], dfn, null_rtol=null_rtol,
+                                      max_bytes=max_bytes)
+                sp.details.update(grad_norm=float(result.grad_norm[i]), solver_status=result.status[i], seed=seed)
+                out.append(sp)
+    return out
+
+
+def summarize(spectra: Sequence[Spectrum], source: str = "symbolic") -> Dict[str, dict]:
+    """Per definition: kappa at alpha = 0 (CE), kappa at each alpha > 0, and a verdict.
+
+    ``verdict`` is ``"lower with LS"`` when every alpha > 0 gives a lower condition number
+    than alpha = 0, ``"higher with LS"`` when every one gives a higher one, ``"mixed"``
+    otherwise, and ``"no CE baseline"`` when alpha = 0 is not among the spectra.
+    """
+    out: Dict[str, dict] = {}
+    for dfn in DEFINITIONS:
+        rows = sorted(((s.alpha, s.condition_number) for s in spectra
+                       if s.definition == dfn and s.source == source and s.condition_number is not None),
+                      key=lambda r: r[0])
+        if not rows:
+            continue
+        kappa = {a: k for a, k in rows}
+        base = kappa.get(0.0)
+        ls = {a: k for a, k in kappa.items() if a > 0}
+        if base is None or not ls or math.isnan(base):
+            verdict = "no CE baseline"
+        elif all(k < base for k in ls.values()):
+            verdict = "lower with LS"
+        elif all(k > base for k in ls.values()):
+            verdict = "higher with LS"
+        else:
+            verdict = "mixed"
+        out[dfn] = {"kappa_ce": base, "kappa_ls": ls, "verdict": verdict}
+    return out
