@@ -89,3 +89,12 @@ def test_common_rule_uses_one_step_for_all():
 def test_convergence_bad_input(kwargs, match):
     with pytest.raises(InvalidParameterError, match=match):
         convergence(UFMProblem(3, 2, 3), **kwargs)
+
+
+def test_nc1_rate_follows_the_in_span_within_class_eigenvalues():
+    """d = K - 1: NC1 contracts by max|1 - lr mu|^2 over the within-class eigenvalues (hessian.md)."""
+    p = UFMProblem(3, 4, 2, 5e-3, 5e-3)
+    out = convergence(p, alphas=[0.0, 0.1], seeds=[0], eps=[1e-9], rules=["local"])
+    for pred in out["predictions"]:
+        rel = abs(pred["rate_measured_nc1_mean"] - pred["rate_predicted_nc1"]) / (1 - pred["rate_predicted_nc1"])
+        assert rel < 0.02, pred

@@ -26,7 +26,11 @@ below eps (None if never). The *local linear rate* is fitted by least squares to
 log ||grad f|| over the recorded steps where 1e-11 < ||grad f|| < ``fit_below`` and
 compared with the rate each condition number predicts for gradient descent on the
 quadratic model, max_i |1 - lr mu_i| over the nonzero eigenvalues mu_i of an operator;
-for lr = 1/L this is 1 - 1/kappa.
+for lr = 1/L this is 1 - 1/kappa. NC1 sees only the within-class scatter inside the span of
+the class means (Sigma_B^+ projects the rest out), so near the minimum it contracts by
+max |1 - lr mu|^2 over the within-class eigenvalues in the span (hessian.md, within-class
+moves: lambda_H + rho_w^2 p_off / ((K-1) n) and lambda_H + rho_w^2 K p_true p_off / ((K-1) n));
+its measured rate is fitted to log NC1 where 1e-24 < NC1 < ``fit_below``.
 """
 from __future__ import annotations
 
@@ -211,6 +215,7 @@ def convergence(problem: UFMProblem, alphas: Sequence[float] = (0.0, 0.1), seeds
                 row = {"rule": rule, "alpha": r.alpha, "seed": r.seed, "lr": lr,
                        "diverged_at": traj["diverged_at"][j],
                        "rate_measured": fit_rate(traj["step"], traj["grad_norm"][:, j], fit_below),
+                       "rate_measured_nc1": fit_rate(traj["step"], traj["nc1"][:, j], fit_below, floor=1e-24),
                        "steps_recorded": int(traj["step"][-1])}
                 for q in QUANTITIES:
                     series = traj[q][:, j]
@@ -233,9 +238,12 @@ def convergence(problem: UFMProblem, alphas: Sequence[float] = (0.0, 0.1), seeds
                 pred[f"rate_1-1/kappa_{dfn}"] = 1 - 1 / sp.condition_number  # what kappa alone predicts at lr = 1/L*
             sp = spectra[a]["full"]
             pred["rate_predicted_full"] = predicted_rate(sp.eigenvalues, sp.multiplicities, lrs[rule][a])
-            measured = [r["rate_measured"] for r in rows
-                        if r["rule"] == rule and r["alpha"] == a and r["rate_measured"] is not None]
-            pred["rate_measured_mean"] = float(np.mean(measured)) if measured else None
+            within = [v for name, m, vals in spectra[a]["features"].details["components"]
+                      if "span of the ETF" in name and m > 0 for v in vals]
+            pred["rate_predicted_nc1"] = predicted_rate(within, [1] * len(within), lrs[rule][a]) ** 2
+            for key, col in (("rate_measured_mean", "rate_measured"), ("rate_measured_nc1_mean", "rate_measured_nc1")):
+                measured = [r[col] for r in rows if r["rule"] == rule and r["alpha"] == a and r[col] is not None]
+                pred[key] = float(np.mean(measured)) if measured else None
             predictions.append(pred)
     config = {"problem": problem.to_dict(), "alphas": alphas, "seeds": seeds, "eps": eps, "rules": rules,
               "max_steps": max_steps, "record_every": record_every, "init_scale": init_scale,

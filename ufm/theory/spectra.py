@@ -154,6 +154,7 @@ def symbolic_spectrum(problem: UFMProblem, definition: str) -> Spectrum:
     q = dict(K=p.K, n=p.n, d=p.d, lambda_w=p.lambda_w, lambda_h=p.lambda_h, lambda_b=p.lambda_b,
              alpha=p.alpha, p_t=cf.p_true, p_o=cf.p_off, s=cf.reg_strength, rho_w=cf.w_norm, rho_h=cf.h_norm)
     pairs = []  # (value, multiplicity, structural zero)
+    components = []  # (name, multiplicity, eigenvalues) per invariant piece, as derived
     for name, mult, kind, payload in gen.SPECTRA[key](**q, xp=np):
         mult = int(round(mult))
         if mult <= 0:
@@ -167,13 +168,14 @@ def symbolic_spectrum(problem: UFMProblem, definition: str) -> Spectrum:
             vals = _block(*payload)
             zero = [False] * len(vals)
         pairs += [(v, mult, z) for v, z in zip(vals, zero)]
+        components.append((name, mult, [float(v) for v in vals]))
     null_dim = sum(m for _, m, z in pairs if z)
     rest = np.repeat([v for v, _, z in pairs if not z], [m for _, m, z in pairs if not z])
     values, mults = distinct(rest, rtol=1e-12)
     if null_dim:
         values, mults = [0.0] + values, [null_dim] + mults
     cond = float(rest.max() / rest.min()) if rest.size and rest.min() > 0 else math.nan
-    details = {"trivial": bool(cf.trivial), "key": key}
+    details = {"trivial": bool(cf.trivial), "key": key, "components": components}
     if definition == "full" and not cf.trivial:
         details["rotation_null_dim"] = rotation_null_dim(p.K, p.d)
     return Spectrum(problem=p, definition=definition, source="symbolic", eigenvalues=values,
