@@ -117,6 +117,11 @@ def test_lanczos_fallback_is_announced_and_partial():
     assert not part.complete and part.condition_number is None and part.null_dim is None
     dense = torch.linalg.eigvalsh(dense_hessian(p, W, H, b, parts=("W", "H"))).numpy()
     assert np.allclose(part.expanded(), dense[-5:], rtol=1e-8)
+    # the features operator: N blocks of d x d = 120 * 64 * 8 bytes, over a 50 kB limit
+    with pytest.warns(LanczosFallbackWarning, match=r"features Hessian has P = 960 parameters"):
+        part = numeric_spectrum(p, W, H, b, "features", max_bytes=50_000, top_k=3)
+    blocks = torch.linalg.eigvalsh(feature_hessian_blocks(p, W, H, b)).reshape(-1).sort().values.numpy()
+    assert not part.complete and np.allclose(part.expanded(), blocks[-3:], rtol=1e-8)
 
 
 def test_lanczos_agrees_with_dense_on_a_mid_size_case():

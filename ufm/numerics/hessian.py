@@ -189,13 +189,28 @@ class LanczosFallbackWarning(UFMWarning):
 
 def logit_hessians(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-sample Hessians of the loss in the logits at (W, H, b), ``(N, K, K)`` (torch.func)."""
-    Z = (W.double() @ H.double() + b.double()[:, None]).T  # (N, K)
-    T = _targets(problem, Z.device)  # (N, K)
+    return _logit_hessians_rows(problem, W, H, b, 0, problem.N)
+
+
+def _logit_hessians_rows(problem, W, H, b, start, stop) -> torch.Tensor:
+    """Per-sample logit Hessians of samples start..stop-1, ``(rows, K, K)``."""
+    Z = (W.double() @ H[:, start:stop].double() + b.double()[:, None]).T  # (rows, K)
+    T = _targets(problem, Z.device)[start:stop]  # (rows, K)
 
     def loss(z, t):  # -sum_j t_j log softmax(z)_j, as ufm.losses (one_hot cannot run under vmap)
         return -(t * torch.log_softmax(z, dim=-1)).sum()
 
-    return torch.func.vmap(torch.func.hessian(loss))(Z, T)
+    return _chunked(torch.func.vmap(torch.func.hessian(loss)), Z, T, problem.K)
+
+
+#: working memory of one chunk of per-sample Hessians
+_CHUNK_BYTES = 64 * 1024**2
+
+
+def _chunked(fn, X, T, dim):
+    """fn over the rows of (X, T) in chunks of bounded memory (each row makes a dim x dim matrix)."""
+    rows = max(1, _CHUNK_BYTES // (8 * dim * dim * 4))
+    return torch.cat([fn(X[i:i + rows], T[i:i + rows]) for i in range(0, X.shape[0], rows)])
 
 
 def _targets(problem: UFMProblem, device) -> torch.Tensor:
@@ -213,7 +228,7 @@ def feature_hessian_blocks(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor
     def term(h, t):
         return -(t * torch.log_softmax(W64 @ h + b64, dim=-1)).sum() / N + lh / 2 * (h * h).sum()
 
-    return torch.func.vmap(torch.func.hessian(term))(H.double().T, T)
+    return _chunked(torch.func.vmap(torch.func.hessian(term)), H.double().T, T, problem.d)
 
 
 def numeric_spectrum(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor, definition: str,
@@ -225,8 +240,9 @@ def numeric_spectrum(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: t
     ``eigvalsh``. ``logits``: the per-sample Hessians are equal at a collapsed point, so the
     eigenvalues reported are their mean over samples (sorted), with the largest deviation of
     a sample in ``details["sample_spread"]``. ``features``: the N per-sample blocks.
-    ``classifier``, ``full``: the dense Hessian in W, or in (W, H[, b]); when it would need
-    more than ``max_bytes`` the ``top_k`` largest eigenvalues come from Lanczos instead
+    ``classifier``, ``full``: the dense Hessian in W, or in (W, H[, b]). When the matrix (for
+    ``features``, its N blocks) would need more than ``max_bytes``, the ``top_k`` largest
+    eigenvalues come from Lanczos instead
     (a LanczosFallbackWarning says so; the spectrum is then partial: no null space, no
     condition number; and single-vector Lanczos may report a repeated eigenvalue fewer times
     than its multiplicity, which at an exactly symmetric minimizer is large).
@@ -239,15 +255,20 @@ def numeric_spectrum(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: t
     check_param("group_rtol", group_rtol, Interval("float", 0, 1, "neither"), "numeric_spectrum")
     details = {}
     if definition == "logits":
-        ev = torch.linalg.eigvalsh(logit_hessians(problem, W, H, b))  # (N, K), ascending
-        mean = ev.mean(0)
-        details["sample_spread"] = float((ev - mean).abs().max())
+        total, lo, hi = 0.0, None, None
+        rows = max(1, _CHUNK_BYTES // (8 * problem.K**2 * 4))
+        for i in range(0, problem.N, rows):  # bounded memory: per-sample eigenvalues, chunk by chunk
+            ev = torch.linalg.eigvalsh(_logit_hessians_rows(problem, W, H, b, i, i + rows))  # (rows, K), ascending
+            total = total + ev.sum(0)
+            lo = ev.amin(0) if lo is None else torch.minimum(lo, ev.amin(0))
+            hi = ev.amax(0) if hi is None else torch.maximum(hi, ev.amax(0))
+        mean = total / problem.N
+        details["sample_spread"] = float(torch.maximum(hi - mean, mean - lo).max())
         ev = mean.cpu().numpy()
-    elif definition == "features":
-        ev = torch.linalg.eigvalsh(feature_hessian_blocks(problem, W, H, b)).reshape(-1).cpu().numpy()
     else:
         parts = _parts_for(problem, definition)
-        need = hessian_bytes(problem, parts)
+        # features: N blocks of d x d (the H-Hessian is block diagonal), others: one dense matrix
+        need = problem.N * problem.d**2 * 8 if definition == "features" else hessian_bytes(problem, parts)
         if need > max_bytes:
             P = _num_params(problem, parts)
             k = min(top_k, P - 1)
@@ -259,7 +280,10 @@ def numeric_spectrum(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: t
             return Spectrum(problem=problem, definition=definition, source="numeric", eigenvalues=values,
                             multiplicities=mults, null_dim=None, condition_number=None, complete=False,
                             details={"method": "lanczos", "num_params": P})
-        ev = torch.linalg.eigvalsh(dense_hessian(problem, W, H, b, max_bytes=max_bytes, parts=parts)).cpu().numpy()
+        if definition == "features":
+            ev = torch.linalg.eigvalsh(feature_hessian_blocks(problem, W, H, b)).reshape(-1).cpu().numpy()
+        else:
+            ev = torch.linalg.eigvalsh(dense_hessian(problem, W, H, b, max_bytes=max_bytes, parts=parts)).cpu().numpy()
     ev = np.sort(ev)
     scale = float(np.abs(ev).max())
     tol = null_rtol * scale
