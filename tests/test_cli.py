@@ -111,7 +111,9 @@ def test_demo_quick_writes_records_figures_and_report(tmp_path, capsys):
     (["conditioning", "--null-rtol", "2"], "--null-rtol must be a float in the range (0, 1)"),
     (["convergence", "--eps", "0"], "--eps must be a float in the range (0, 1). Got 0.0 instead."),
     (["convergence", "--rules", "fast"], "--rules must be comma-separated names among local, common"),
-    (["convergence", "--seeds", "0"], "--seeds"),
+    (["convergence", "--seeds", "0"], "--seeds must be an int in the range [1, inf). Got 0 instead."),
+    (["conditioning", "--max-gib", "0"], "--max-gib must be a float in the range (0, inf). Got 0.0 instead."),
+    (["convergence", "--init-scale", "0"], "--init-scale must be a float in the range (0, inf)"),
     (["convergence", "--alphas", ""], "--alphas must hold at least one number"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, argv, flag):
@@ -190,7 +192,8 @@ def test_conditioning_json_records(capsys):
 
 def test_conditioning_text_states_the_verdict(capsys):
     code, out, _ = run(capsys, "conditioning", "-K", "4", "--alphas", "0,0.1")
-    assert code == 0 and "logits     lower with LS" in out and "full       higher with LS" in out
+    assert code == 0 and "logits:           lower with LS" in out and "full:             higher with LS" in out
+    assert "full, b included: higher with LS" in out
 
 
 def test_convergence_json_is_deterministic(capsys):
@@ -202,3 +205,13 @@ def test_convergence_json_is_deterministic(capsys):
     data = json.loads(out1)
     assert {r["alpha"] for r in data["rows"]} == {0.0, 0.1}
     assert all(r["steps_orbit_1e-06"] is not None for r in data["rows"])
+
+
+def test_readme_conditioning_verdicts_are_what_the_command_prints(capsys):
+    import pathlib
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("Label smoothing vs CE (symbolic condition numbers):\n")[1].split("\n\n")[0]
+    code, out, _ = run(capsys, "conditioning", "-K", "10", "--alphas", "0,0.05,0.1,0.2")
+    printed = out.split("Label smoothing vs CE (symbolic condition numbers):\n")[1]
+    assert code == 0
+    assert [line.strip() for line in block.splitlines()] == [line.strip() for line in printed.splitlines()]

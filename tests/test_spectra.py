@@ -19,6 +19,8 @@ CASES = [  # K, d, n, alpha, lambda_w, lambda_h, lambda_b
     (6, 5, 1, 0.05, 1e-3, 2e-3, 1e-3),  # d = K - 1, n = 1
     (4, 3, 4, 0.3, 0.15, 0.15, 0.0),  # past the threshold: W = H = 0
     (4, 3, 4, 0.3, 0.15, 0.15, 0.01),
+    (2, 3, 2, 0.1, 0.5, 0.5, 0.0),  # binary, past the threshold
+    (2, 3, 2, 0.1, 0.5, 0.5, 0.1),
 ]
 
 
@@ -62,8 +64,8 @@ def test_null_space_of_full_is_the_rotation_orbit(solved, case):
 
 
 def test_spectrum_counts_every_parameter():
-    for K, d, n, lb in itertools.product((2, 3, 5), (5, 7), (1, 3), (0.0, 1e-2)):
-        p = UFMProblem(K, n, d, 5e-3, 5e-3, lb, 0.1)
+    for K, d, n, lb, lam in itertools.product((2, 3, 5), (5, 7), (1, 3), (0.0, 1e-2), (5e-3, 0.5)):
+        p = UFMProblem(K, n, d, lam, lam, lb, 0.1)  # lam = 0.5: past the threshold
         sizes = {"logits": K, "features": d * K * n, "classifier": K * d,
                  "full": K * d + d * K * n + (K if lb > 0 else 0)}
         for dfn in DEFINITIONS:
@@ -143,3 +145,24 @@ def test_bad_input():
         symbolic_spectrum(p, "full")
     with pytest.raises(InvalidParameterError, match="'definition'"):
         symbolic_spectrum(UFMProblem(3, 2, 3), "hessian")
+
+
+def test_exactly_at_the_threshold_the_zero_roots_are_null():
+    """s = (1 - alpha)/K: W = H = 0 with a degenerate Hessian; the dense spectrum has the same zeros."""
+    p = UFMProblem(4, 4, 4, 0.125, 0.125, 0.0, 0.0)  # s = sqrt(4 * 0.125^2) = 0.25 = 1/K
+    sym = symbolic_spectrum(p, "full")
+    W, H, b = explicit_minimizer(p)
+    num = numeric_spectrum(p, W, H, b, "full")
+    assert sym.null_dim == num.null_dim == 12
+    assert math.isclose(sym.condition_number, num.condition_number, rel_tol=1e-9)
+
+
+def test_full_with_the_bias_as_a_variable():
+    """lambda_b = 0: details give kappa with b included (its shift null), checked against a dense Hessian."""
+    p = UFMProblem(4, 2, 5, 5e-3, 5e-3, 0.0, 0.1)
+    sym = symbolic_spectrum(p, "full")
+    W, H, b = explicit_minimizer(p, rotation_seed=1)
+    ev = np.sort(torch.linalg.eigvalsh(dense_hessian(p, W, H, b)).numpy())  # all of W, H, b
+    null = np.abs(ev) <= 1e-9 * ev.max()
+    assert null.sum() == rotation_null_dim(4, 5) + 1
+    assert math.isclose(sym.details["condition_number_with_bias"], ev.max() / ev[~null].min(), rel_tol=1e-8)

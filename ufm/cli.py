@@ -25,6 +25,7 @@ _FLAGS = {"num_classes": "-K/--num-classes", "per_class": "-n/--per-class", "dim
           "history": "--history", "init_scale": "--init-scale", "seeds": "--seeds", "classes": "--classes",
           "patience": "--patience", "alphas": "--alphas", "eps": "--eps", "record_every": "--record-every",
           "null_rtol": "--null-rtol", "solver_tol": "--solver-tol"}
+# max_bytes is given in GiB on the command line: _cmd_conditioning checks --max-gib itself
 
 
 _DEFINITIONS = ("logits", "features", "classifier", "full")  # ufm.theory.spectra.DEFINITIONS (not imported: startup)
@@ -283,6 +284,9 @@ def _cmd_conditioning(args) -> int:
 
     problem = _problem(args)
     alphas = [args.alpha] if args.alphas is None else _float_list(args.alphas, "--alphas", "conditioning")
+    if not (args.max_gib > 0 and math.isfinite(args.max_gib)):
+        raise UsageError(f"ufm conditioning: error: --max-gib must be a float in the range (0, inf). "
+                         f"Got {args.max_gib} instead.")
     definitions = _name_list(args.definitions, "--definitions", "conditioning", _DEFINITIONS)
     spectra = conditioning(problem, alphas=alphas, definitions=definitions, numeric=args.numeric, seed=args.seed,
                            solver_tol=args.solver_tol, null_rtol=args.null_rtol,
@@ -297,15 +301,18 @@ def _cmd_conditioning(args) -> int:
           f"{'max':>12} {'distinct':>8}")
     for s in spectra:
         nz = [v for v in s.eigenvalues if v != 0]
-        kappa = "partial" if s.condition_number is None else f"{s.condition_number:12.6g}"
-        null = "?" if s.null_dim is None else str(s.null_dim)
-        print(f"  {s.alpha:>6g} {s.definition:<10} {s.source:<8} {kappa:>12} {null:>5} "
-              f"{(min(nz) if nz else math.nan):>12.6g} {(max(nz) if nz else math.nan):>12.6g} {len(s.eigenvalues):>8}")
+        if s.complete:
+            kappa, null, low, count = (f"{s.condition_number:.6g}", str(s.null_dim),
+                                       f"{(min(nz) if nz else math.nan):.6g}", str(len(s.eigenvalues)))
+        else:  # top of the spectrum only (Lanczos)
+            kappa, null, low, count = "partial", "-", "-", "-"
+        print(f"  {s.alpha:>6g} {s.definition:<10} {s.source:<8} {kappa:>12} {null:>5} {low:>12} "
+              f"{(max(nz) if nz else math.nan):>12.6g} {count:>8}")
     summary = summarize(spectra)
     if any(v["verdict"] != "no CE baseline" for v in summary.values()):
         print("Label smoothing vs CE (symbolic condition numbers):")
         for dfn, v in summary.items():
-            print(f"  {dfn:<10} {v['verdict']}: kappa(CE) = {v['kappa_ce']:.6g}; " + ", ".join(
+            print(f"  {dfn + ':':<17} {v['verdict']}: kappa(CE) = {v['kappa_ce']:.6g}; " + ", ".join(
                 f"kappa(alpha={a:g}) = {k:.6g}" for a, k in v["kappa_ls"].items()))
     return 0
 
@@ -315,6 +322,8 @@ def _cmd_convergence(args) -> int:
 
     problem = _problem(args)
     alphas = _float_list(args.alphas, "--alphas", "convergence")
+    if args.seeds < 1:
+        raise UsageError(f"ufm convergence: error: --seeds must be an int in the range [1, inf). Got {args.seeds} instead.")
     eps = _float_list(args.eps, "--eps", "convergence")
     rules = _name_list(args.rules, "--rules", "convergence", RULES)
     out = convergence(problem, alphas=alphas, seeds=range(args.seeds), eps=eps, rules=rules,

@@ -10,11 +10,12 @@ condition number relative to CE (alpha = 0): the claim put to the test.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from ._validation import Interval, InvalidParameterError, Options, check_param
+from ._validation import Interval, InvalidParameterError, Options, UFMWarning, check_param
 from .numerics.hessian import DENSE_LIMIT_BYTES, numeric_spectrum
 from .numerics.solver import solve
 from .problem import UFMProblem
@@ -24,7 +25,7 @@ __all__ = ["conditioning", "numeric_minimizers", "summarize", "DEFINITIONS"]
 
 
 def _check_alphas(alphas: Sequence[float], where: str) -> List[float]:
-    alphas = [float(a) for a in alphas]
+    alphas = list(dict.fromkeys(float(a) for a in alphas))  # in order, without repeats
     if not alphas:
         raise InvalidParameterError(f"The 'alphas' parameter of {where} must hold at least one value in [0, 1). "
                                     "Got an empty list instead.", param="alphas", value=[],
@@ -63,6 +64,7 @@ def conditioning(problem: UFMProblem, alphas: Optional[Sequence[float]] = None,
         check_param("definitions", dfn, Options(DEFINITIONS), "conditioning")
     check_param("solver_tol", solver_tol, Interval("float", 0, None, "neither"), "conditioning")
     check_param("null_rtol", null_rtol, Interval("float", 0, 1, "neither"), "conditioning")
+    check_param("max_bytes", max_bytes, Interval("float", 0, None, "neither"), "conditioning")
     if not problem.closed_form_applies:
         raise InvalidParameterError(
             f"The 'dim' parameter of conditioning must be an int in the range [K-1, inf) = [{problem.K - 1}, inf). "
@@ -75,6 +77,11 @@ def conditioning(problem: UFMProblem, alphas: Optional[Sequence[float]] = None,
     if numeric:
         result = numeric_minimizers(problems, seed=seed, tol=solver_tol, device=device)
         for i, p in enumerate(problems):
+            if result.status[i] != "converged":
+                warnings.warn(f"the numerical minimizer for alpha = {p.alpha:g} did not reach ||grad f|| < "
+                              f"{solver_tol:g} (status {result.status[i]}, ||grad f|| = "
+                              f"{float(result.grad_norm[i]):.2g}); its numeric spectra are less accurate",
+                              UFMWarning, stacklevel=2)
             for dfn in definitions:
                 sp = numeric_spectrum(p, result.W[i], result.H[i], result.b[i], dfn, null_rtol=null_rtol,
                                       max_bytes=max_bytes)
@@ -88,25 +95,34 @@ def summarize(spectra: Sequence[Spectrum], source: str = "symbolic") -> Dict[str
 
     ``verdict`` is ``"lower with LS"`` when every alpha > 0 gives a lower condition number
     than alpha = 0, ``"higher with LS"`` when every one gives a higher one, ``"mixed"``
-    otherwise, and ``"no CE baseline"`` when alpha = 0 is not among the spectra.
+    otherwise, ``"no CE baseline"`` when alpha = 0 or no alpha > 0 is among the spectra, and
+    ``"undefined"`` when a condition number is NaN. For ``full`` with lambda_b = 0 the entry
+    ``"full, b included"`` gives the same with the bias as a variable (``details``).
     """
     out: Dict[str, dict] = {}
-    for dfn in DEFINITIONS:
-        rows = sorted(((s.alpha, s.condition_number) for s in spectra
-                       if s.definition == dfn and s.source == source and s.condition_number is not None),
-                      key=lambda r: r[0])
+    for name in DEFINITIONS + ("full, b included",):
+        dfn = "full" if name == "full, b included" else name
+        rows = []
+        for s in spectra:
+            if s.definition != dfn or s.source != source:
+                continue
+            kappa = s.details.get("condition_number_with_bias") if name != dfn else s.condition_number
+            if kappa is not None:
+                rows.append((s.alpha, kappa))
         if not rows:
             continue
-        kappa = {a: k for a, k in rows}
+        kappa = dict(sorted(rows))
         base = kappa.get(0.0)
         ls = {a: k for a, k in kappa.items() if a > 0}
-        if base is None or not ls or math.isnan(base):
+        if base is None or not ls:
             verdict = "no CE baseline"
+        elif math.isnan(base) or any(math.isnan(k) for k in ls.values()):
+            verdict = "undefined"
         elif all(k < base for k in ls.values()):
             verdict = "lower with LS"
         elif all(k > base for k in ls.values()):
             verdict = "higher with LS"
         else:
             verdict = "mixed"
-        out[dfn] = {"kappa_ce": base, "kappa_ls": ls, "verdict": verdict}
+        out[name] = {"kappa_ce": base, "kappa_ls": ls, "verdict": verdict}
     return out

@@ -128,6 +128,9 @@ def _gd(problems: List[UFMProblem], seeds: List[int], lr: float, max_steps: int,
             done = all(bool(((rec[q] < stop_below[q]) | diverged).all()) for q in QUANTITIES)
             if done or step >= max_steps:
                 break
+        elif step >= max_steps:  # the cap between two records: record the last step, then stop
+            record_every = 1
+            continue
         x_new = x - lr * g
         f_new, g_new = obj.value_and_grad(x_new)
         step += 1
@@ -150,7 +153,9 @@ def _initial_curvature(problem: UFMProblem, seeds, init_scale, device) -> float:
     obj = UFMObjective([problem] * len(seeds), dtype=torch.float64, device=device)
     W, H, b = obj.unpack(_initial_points(obj, seeds, init_scale))
     parts = _parts_for(problem, "full")
-    return max(float(top_eigenvalues(problem, W[i], H[i], b[i], k=1, parts=parts)[0]) for i in range(len(seeds)))
+    # three or four digits are plenty for a step-size rule: Lanczos to 1e-8 relative
+    return max(float(top_eigenvalues(problem, W[i], H[i], b[i], k=1, tol=1e-8, parts=parts)[0])
+               for i in range(len(seeds)))
 
 
 def convergence(problem: UFMProblem, alphas: Sequence[float] = (0.0, 0.1), seeds: Sequence[int] = (0, 1, 2),
@@ -188,6 +193,7 @@ def convergence(problem: UFMProblem, alphas: Sequence[float] = (0.0, 0.1), seeds
     check_param("max_steps", max_steps, Interval("int", 1, None, "left"), "convergence")
     check_param("record_every", record_every, Interval("int", 1, None, "left"), "convergence")
     check_param("fit_below", fit_below, Interval("float", 0, None, "neither"), "convergence")
+    check_param("init_scale", init_scale, Interval("float", 0, None, "neither"), "convergence")
     if not problem.closed_form_applies:
         raise InvalidParameterError(
             f"The 'dim' parameter of convergence must be an int in the range [K-1, inf) = [{problem.K - 1}, inf). "

@@ -140,7 +140,7 @@ def _conditioning_section(rec: dict, hessian_link: str) -> List[str]:
              "| definition | " + " | ".join(f"K = {k}" for k in rec["summary"]) + " |",
              "|---|" + "---|" * len(rec["summary"])]
     verdicts = {}
-    for dfn in ("logits", "features", "classifier", "full"):
+    for dfn in ("logits", "features", "classifier", "full", "full, b included"):
         cells = []
         for K, summ in rec["summary"].items():
             v = summ.get(dfn)
@@ -148,20 +148,32 @@ def _conditioning_section(rec: dict, hessian_link: str) -> List[str]:
                 cells.append("n/a")
                 continue
             verdicts.setdefault(dfn, set()).add(v["verdict"])
-            hi = max(v["kappa_ls"], key=float)
-            cells.append(f"{v['verdict']} (CE {_fmt(v['kappa_ce'])}, alpha={hi}: {_fmt(v['kappa_ls'][hi])})")
-        lines.append(f"| {dfn} | " + " | ".join(cells) + " |")
+            if v["kappa_ls"]:
+                hi = max(v["kappa_ls"], key=float)
+                cells.append(f"{v['verdict']} (CE {_fmt(v['kappa_ce'])}, alpha={hi}: {_fmt(v['kappa_ls'][hi])})")
+            else:
+                cells.append(v["verdict"])
+        if dfn in verdicts:
+            lines.append(f"| {dfn} | " + " | ".join(cells) + " |")
     support = [d for d, v in verdicts.items() if v == {"lower with LS"}]
     against = [d for d, v in verdicts.items() if v == {"higher with LS"}]
-    mixed = [d for d in verdicts if d not in support and d not in against]
+    unknown = [d for d, v in verdicts.items() if v & {"undefined", "no CE baseline"}]
+    mixed = [d for d in verdicts if d not in support and d not in against and d not in unknown]
+
+    def names(ds):
+        return " and ".join(f"`{d}`" for d in ds) + (" Hessians" if len(ds) > 1 else " Hessian")
+
     lines += ["", "**In plain words.** "
-              + (f"The claim holds for the {' and '.join(support)} Hessian{'s' if len(support) > 1 else ''} "
-                 f"(condition number lower with LS at every alpha and K computed). " if support else
-                 "No definition supports the claim at every alpha and K computed. ")
-              + (f"It fails for the {' and '.join(against)} Hessian{'s' if len(against) > 1 else ''}: there the "
-                 "condition number is higher with label smoothing at every alpha > 0. " if against else "")
-              + (f"For the {' and '.join(mixed)} Hessian{'s' if len(mixed) > 1 else ''} the answer depends on "
-                 "alpha or K. " if mixed else ""), ""]
+              + (f"The claim holds for the {names(support)} (condition number lower with LS at every alpha and "
+                 "K computed). " if support else "No definition supports the claim at every alpha and K computed. ")
+              + (f"It fails for the {names(against)}: there the condition number is higher with label smoothing "
+                 "at every alpha > 0. " if against else "")
+              + (f"For the {names(mixed)} the answer depends on alpha or K. " if mixed else "")
+              + (f"For the {names(unknown)} no verdict: a condition number is undefined or CE (alpha = 0) is "
+                 "missing. " if unknown else "")
+              + ("With lambda_b = 0 the `full` Hessian leaves b out (its minimizers form the line b0 1); "
+                 "`full, b included` keeps b as a variable, with the shift b0 1 as one more null direction, and "
+                 "its verdict can differ." if "full, b included" in verdicts else ""), ""]
     chk = rec["numeric_check"]
     nc = c["numeric_check"]
     worst = max((r["max_eigenvalue_error"] for r in chk if r["max_eigenvalue_error"] is not None), default=None)
@@ -235,8 +247,9 @@ def _convergence_section(rec: dict) -> List[str]:
             nc1_notes.append((pr["rule"], pr["alpha"], rel))
     lines += ["", "![rates](fig_rates.png)", ""]
     if agree:
-        lines.append(f"**In plain words.** The measured local rates match the full-spectrum prediction "
-                     f"max abs(1 - lr mu) to within {max(agree):.2g} of 1 - rate (relative). ")
+        verb = "match" if max(agree) < 0.05 else "do NOT match"
+        lines.append(f"**In plain words.** The measured local rates {verb} the full-spectrum prediction "
+                     f"max abs(1 - lr mu): the largest difference is {max(agree):.2g} of 1 - rate (relative). ")
         if max(lr_l) < 0.5:
             lines[-1] += (f"The step sizes are below 1/L* (lr L* is {min(lr_l):.2g} to {max(lr_l):.2g}), because the "
                           "curvature at the random starts is larger than at the minimizer; the local rate is then "

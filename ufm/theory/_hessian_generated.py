@@ -111,7 +111,7 @@ def _logits_trivial(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o, s, r
     ]
 
 
-def _features_trivial(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o, s, rho_w, rho_h, xp):
+def _features_trivial_multiclass(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o, s, rho_w, rho_h, xp):
     return [
         ('each sample, span of the ETF', K*n*(K - 2), 'values', [lambda_h]),
         ('each sample, span of the ETF', K*n, 'values', [lambda_h]),
@@ -119,7 +119,7 @@ def _features_trivial(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o, s,
     ]
 
 
-def _classifier_trivial(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o, s, rho_w, rho_h, xp):
+def _classifier_trivial_multiclass(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o, s, rho_w, rho_h, xp):
     return [
         ('span, trivial representation', 1, 'values', [lambda_w]),
         ('span, standard representation', K - 1, 'values', [lambda_w, lambda_w]),
@@ -129,7 +129,7 @@ def _classifier_trivial(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o, 
     ]
 
 
-def _full_trivial_nobias(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o, s, rho_w, rho_h, xp):
+def _full_trivial_nobias_multiclass(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o, s, rho_w, rho_h, xp):
     return [
         ('span, trivial representation', 1, 'quadratic', (n*(K - 1)**4/K**2, -n*(K - 1)**4*(lambda_h + lambda_w)/K**2, (K - 1)**4*(K**2*lambda_h*lambda_w*n - alpha**2 + 2*alpha - 1)/K**4)),
         ('span, standard representation', K - 1, 'values', [lambda_w]),
@@ -144,7 +144,7 @@ def _full_trivial_nobias(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o,
     ]
 
 
-def _full_trivial_bias(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o, s, rho_w, rho_h, xp):
+def _full_trivial_bias_multiclass(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o, s, rho_w, rho_h, xp):
     return [
         ('span, trivial representation', 1, 'values', [lambda_b]),
         ('span, trivial representation', 1, 'quadratic', (n*(K - 1)**4/K**2, -n*(K - 1)**4*(lambda_h + lambda_w)/K**2, (K - 1)**4*(K**2*lambda_h*lambda_w*n - alpha**2 + 2*alpha - 1)/K**4)),
@@ -160,4 +160,46 @@ def _full_trivial_bias(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o, s
     ]
 
 
-SPECTRA = {'logits/collapsed': _logits_collapsed, 'features/collapsed/multiclass': _features_collapsed_multiclass, 'classifier/collapsed/multiclass': _classifier_collapsed_multiclass, 'full/collapsed/nobias/multiclass': _full_collapsed_nobias_multiclass, 'full/collapsed/bias/multiclass': _full_collapsed_bias_multiclass, 'features/collapsed/binary': _features_collapsed_binary, 'classifier/collapsed/binary': _classifier_collapsed_binary, 'full/collapsed/nobias/binary': _full_collapsed_nobias_binary, 'full/collapsed/bias/binary': _full_collapsed_bias_binary, 'logits/trivial': _logits_trivial, 'features/trivial': _features_trivial, 'classifier/trivial': _classifier_trivial, 'full/trivial/nobias': _full_trivial_nobias, 'full/trivial/bias': _full_trivial_bias}
+def _features_trivial_binary(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o, s, rho_w, rho_h, xp):
+    return [
+        ('each sample, span of the ETF', K*n*(K - 2), 'values', [lambda_h]),
+        ('each sample, span of the ETF', K*n, 'values', [lambda_h]),
+        ('each sample, orthogonal to the span', K*n*(-K + d + 1), 'values', [lambda_h]),
+    ]
+
+
+def _classifier_trivial_binary(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o, s, rho_w, rho_h, xp):
+    return [
+        ('span, trivial representation', 1, 'values', [lambda_w]),
+        ('span, standard representation', K - 1, 'values', [lambda_w]),
+        ('orthogonal to the span', K*(-K + d + 1), 'values', [lambda_w]),
+    ]
+
+
+def _full_trivial_nobias_binary(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o, s, rho_w, rho_h, xp):
+    return [
+        ('span, trivial representation', 1, 'quadratic', ((1/4)*n, -1/4*n*(lambda_h + lambda_w), -1/16*alpha**2 + (1/8)*alpha + (1/4)*lambda_h*lambda_w*n - 1/16)),
+        ('span, standard representation', K - 1, 'values', [lambda_w, lambda_h]),
+        ('orthogonal to the span, all-ones direction', -K + d + 1, 'values', [lambda_w, lambda_h]),
+        ('orthogonal to the span', (K - 1)*(-K + d + 1), 'quadratic', (1, -lambda_h - lambda_w, (lambda_h*lambda_w*n - 1/4*(1 - alpha)**2)/n)),
+        ('within-class, span of the ETF', K*(K - 2)*(n - 1), 'values', [lambda_h]),
+        ('within-class, span of the ETF', K*(n - 1), 'values', [lambda_h]),
+        ('within-class, orthogonal to the span', K*(n - 1)*(-K + d + 1), 'values', [lambda_h]),
+    ]
+
+
+def _full_trivial_bias_binary(K, n, d, lambda_w, lambda_h, lambda_b, alpha, p_t, p_o, s, rho_w, rho_h, xp):
+    return [
+        ('span, trivial representation', 1, 'values', [lambda_b]),
+        ('span, trivial representation', 1, 'quadratic', ((1/4)*n, -1/4*n*(lambda_h + lambda_w), -1/16*alpha**2 + (1/8)*alpha + (1/4)*lambda_h*lambda_w*n - 1/16)),
+        ('span, standard representation', K - 1, 'values', [lambda_w]),
+        ('span, standard representation', K - 1, 'quadratic', (4*n, -2*n*(2*lambda_b + 2*lambda_h + 1), 2*lambda_h*n*(2*lambda_b + 1))),
+        ('orthogonal to the span, all-ones direction', -K + d + 1, 'values', [lambda_w, lambda_h]),
+        ('orthogonal to the span', (K - 1)*(-K + d + 1), 'quadratic', (1, -lambda_h - lambda_w, (lambda_h*lambda_w*n - 1/4*(1 - alpha)**2)/n)),
+        ('within-class, span of the ETF', K*(K - 2)*(n - 1), 'values', [lambda_h]),
+        ('within-class, span of the ETF', K*(n - 1), 'values', [lambda_h]),
+        ('within-class, orthogonal to the span', K*(n - 1)*(-K + d + 1), 'values', [lambda_h]),
+    ]
+
+
+SPECTRA = {'logits/collapsed': _logits_collapsed, 'features/collapsed/multiclass': _features_collapsed_multiclass, 'classifier/collapsed/multiclass': _classifier_collapsed_multiclass, 'full/collapsed/nobias/multiclass': _full_collapsed_nobias_multiclass, 'full/collapsed/bias/multiclass': _full_collapsed_bias_multiclass, 'features/collapsed/binary': _features_collapsed_binary, 'classifier/collapsed/binary': _classifier_collapsed_binary, 'full/collapsed/nobias/binary': _full_collapsed_nobias_binary, 'full/collapsed/bias/binary': _full_collapsed_bias_binary, 'logits/trivial': _logits_trivial, 'features/trivial/multiclass': _features_trivial_multiclass, 'classifier/trivial/multiclass': _classifier_trivial_multiclass, 'full/trivial/nobias/multiclass': _full_trivial_nobias_multiclass, 'full/trivial/bias/multiclass': _full_trivial_bias_multiclass, 'features/trivial/binary': _features_trivial_binary, 'classifier/trivial/binary': _classifier_trivial_binary, 'full/trivial/nobias/binary': _full_trivial_nobias_binary, 'full/trivial/bias/binary': _full_trivial_bias_binary}

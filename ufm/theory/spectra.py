@@ -38,12 +38,12 @@ DEFINITIONS = ("logits", "features", "classifier", "full")
 
 def spectrum_key(definition: str, trivial: bool, bias: bool, binary: bool) -> str:
     """Key of a derived spectrum: ``full`` depends on whether b is a variable; the span
-    blocks at a collapsed point take a special form at K = 2 (the standard representation
-    of S_2 appears once, not twice, in W and in the class means)."""
+    blocks take a special form at K = 2 (the standard representation of S_2 appears once,
+    not twice, in W and in the class means)."""
     parts = [definition, "trivial" if trivial else "collapsed"]
     if definition == "full":
         parts.append("bias" if bias else "nobias")
-    if not trivial and definition in ("classifier", "features", "full"):
+    if definition in ("classifier", "features", "full"):
         parts.append("binary" if binary else "multiclass")
     return "/".join(parts)
 
@@ -56,13 +56,17 @@ class Spectrum:
         definition: ``logits``, ``features``, ``classifier`` or ``full``.
         source: ``symbolic`` (closed form) or ``numeric`` (at a numerical minimizer).
         eigenvalues, multiplicities: distinct values, ascending, and how often each occurs.
-        null_dim: eigenvalues in the null space (exact zeros for ``symbolic``; |lambda| <= null_tol
-            for ``numeric``).
-        condition_number: largest eigenvalue / smallest eigenvalue off the null space
-            (None when the spectrum is partial).
+        null_dim: eigenvalues in the null space (``symbolic``: the zeros forced by a symmetry, and
+            roots below 1e-12 of the largest, e.g. at s = s_crit; ``numeric``: |lambda| <= null_tol);
+            None when the spectrum is partial.
+        condition_number: largest eigenvalue / smallest eigenvalue off the null space; None when
+            the spectrum is partial, NaN when undefined (no positive eigenvalue off the null space,
+            or a negative one).
         null_tol: the tolerance that identified the null space (numeric), 0 for symbolic.
         complete: False when only the top of the spectrum was computed (Lanczos).
-        details: extra facts (e.g. the derived null dimension, the gradient norm).
+        details: extra facts: the derived pieces (``components``), the rotation null dimension, for
+            ``full`` with lambda_b = 0 the ``condition_number_with_bias`` (b as a variable, its
+            shift null), for numeric spectra the solver's gradient norm and status.
     """
 
     problem: UFMProblem
@@ -151,17 +155,38 @@ def symbolic_spectrum(problem: UFMProblem, definition: str) -> Spectrum:
     cf = closed_form(problem)
     p = problem
     key = spectrum_key(definition, cf.trivial, p.lambda_b > 0, p.K == 2)
+    values, mults, null_dim, cond, components = _evaluate(gen.SPECTRA[key], p, cf)
+    details = {"trivial": bool(cf.trivial), "key": key, "components": components}
+    if definition == "full" and not cf.trivial:
+        details["rotation_null_dim"] = rotation_null_dim(p.K, p.d)
+    if definition == "full" and p.lambda_b == 0:
+        # The same Hessian with b as a variable: the shift b0 1 is one more null direction, and the
+        # other K - 1 bias directions have curvature, so the condition number can differ.
+        key_b = spectrum_key("full", cf.trivial, True, p.K == 2)
+        details["condition_number_with_bias"] = _evaluate(gen.SPECTRA[key_b], p, cf, shift_is_null=True)[3]
+    return Spectrum(problem=p, definition=definition, source="symbolic", eigenvalues=values,
+                    multiplicities=mults, null_dim=null_dim, condition_number=cond, details=details)
+
+
+#: roots of the derived quadratics and blocks below this fraction of the largest eigenvalue are
+#: zeros (they are exactly 0 only at special points, e.g. s = s_crit, where rounding leaves ~1e-17)
+ZERO_RTOL = 1e-12
+
+
+def _evaluate(fn, p: UFMProblem, cf, shift_is_null: bool = False):
     q = dict(K=p.K, n=p.n, d=p.d, lambda_w=p.lambda_w, lambda_h=p.lambda_h, lambda_b=p.lambda_b,
              alpha=p.alpha, p_t=cf.p_true, p_o=cf.p_off, s=cf.reg_strength, rho_w=cf.w_norm, rho_h=cf.h_norm)
-    pairs = []  # (value, multiplicity, structural zero)
+    pairs = []  # (value, multiplicity, zero)
     components = []  # (name, multiplicity, eigenvalues) per invariant piece, as derived
-    for name, mult, kind, payload in gen.SPECTRA[key](**q, xp=np):
+    for name, mult, kind, payload in fn(**q, xp=np):
         mult = int(round(mult))
         if mult <= 0:
             continue
         if kind == "values":
             vals = [float(v) for v in payload]
             zero = [type(v) is int and v == 0 for v in payload]  # a literal 0 of the derivation
+            if shift_is_null and name == "span, trivial representation" and len(vals) == 1:
+                zero = [True]  # the eigenvalue lambda_b of the shift b0 1, 0 here
         elif kind == "quadratic":
             vals, zero = _roots(*[float(c) for c in payload]), [False, False]
         else:
@@ -169,14 +194,12 @@ def symbolic_spectrum(problem: UFMProblem, definition: str) -> Spectrum:
             zero = [False] * len(vals)
         pairs += [(v, mult, z) for v, z in zip(vals, zero)]
         components.append((name, mult, [float(v) for v in vals]))
+    scale = max(abs(v) for v, _, _ in pairs)
+    pairs = [(v, m, z or abs(v) <= ZERO_RTOL * scale) for v, m, z in pairs]
     null_dim = sum(m for _, m, z in pairs if z)
     rest = np.repeat([v for v, _, z in pairs if not z], [m for _, m, z in pairs if not z])
     values, mults = distinct(rest, rtol=1e-12)
     if null_dim:
         values, mults = [0.0] + values, [null_dim] + mults
     cond = float(rest.max() / rest.min()) if rest.size and rest.min() > 0 else math.nan
-    details = {"trivial": bool(cf.trivial), "key": key, "components": components}
-    if definition == "full" and not cf.trivial:
-        details["rotation_null_dim"] = rotation_null_dim(p.K, p.d)
-    return Spectrum(problem=p, definition=definition, source="symbolic", eigenvalues=values,
-                    multiplicities=mults, null_dim=null_dim, condition_number=cond, details=details)
+    return values, mults, null_dim, cond, components

@@ -45,10 +45,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import sympy as sp
 
+from .spectra import spectrum_key
 from .symbolic import K, Step, alpha, derive_minimizer, lambda_b, lambda_H, lambda_W, n, rho_h, rho_w, s
 
 __all__ = ["PatternSums", "Component", "HessianDerivation", "derive_hessian", "DEFINITIONS", "HESSIAN_TITLE",
-           "hessian_to_markdown", "hessian_to_python", "hessian_to_text", "SPECTRUM_KEYS"]
+           "hessian_to_markdown", "hessian_to_python", "hessian_to_text", "spectrum_key"]
 
 d = sp.Symbol("d", positive=True, integer=True)
 p_t = sp.Symbol("p_t", positive=True)  # p_true at the minimizer
@@ -76,7 +77,9 @@ class PatternSums:
     ``S(f, bound)`` is sum_j f(j, bound'): each named index once, each enclosing free
     index once, and one fresh representative of the remaining indices, multiplied by
     their count K - m - (number of enclosing free indices). Indices are tuples
-    ``("named", t)`` or ``("free", level)``. Exact for every K >= m + depth.
+    ``("named", t)`` or ``("free", level)``. Exact for every K >= m: where fewer than
+    m + depth indices exist, the count of an enclosing sum is already 0, so the negative
+    counts of inner sums are multiplied by 0.
     """
 
     def __init__(self, m: int):
@@ -210,24 +213,15 @@ class HessianDerivation:
     spectra: Dict[str, List[Component]]
 
 
-#: spectrum keys: definition/branch[/bias][/binary]; see :func:`spectrum_key`
-SPECTRUM_KEYS: Tuple[str, ...] = ()
-
-
-def spectrum_key(definition: str, trivial: bool, bias: bool, binary: bool) -> str:
-    """The key of a spectrum: ``full`` depends on whether b is included; every
-    collapsed span block has a special form at K = 2 (the standard representation of
-    S_2 appears once, not twice, in each of Y and Z)."""
-    parts = [definition, "trivial" if trivial else "collapsed"]
-    if definition == "full":
-        parts.append("bias" if bias else "nobias")
-    if not trivial and definition in ("classifier", "features", "full"):
-        parts.append("binary" if binary else "multiclass")
-    return "/".join(parts)
-
-
 def _simplify(e):
     return sp.factor(sp.simplify(e))
+
+
+def _at(expr, subs_list):
+    """expr with each substitution of ``subs_list`` applied in turn (the trivial point, then K = 2)."""
+    for subs in subs_list:
+        expr = expr.subs(subs)
+    return expr
 
 
 def _reduce(S, dirs, known, parts, branch_subs, null_relations):
@@ -237,8 +231,8 @@ def _reduce(S, dirs, known, parts, branch_subs, null_relations):
     names = list(dirs)
     Hm = sp.Matrix(len(names), len(names), lambda i, j: _bilinear(S, dirs[names[i]], dirs[names[j]], parts))
     G = sp.Matrix(len(names), len(names), lambda i, j: _metric(S, dirs[names[i]], dirs[names[j]]))
-    Hm = Hm.subs(p_t, 1 - (K - 1) * p_o).subs(branch_subs).applyfunc(_simplify)
-    G = G.subs(branch_subs).applyfunc(_simplify)
+    Hm = _at(Hm.subs(p_t, 1 - (K - 1) * p_o), branch_subs).applyfunc(_simplify)
+    G = _at(G, branch_subs).applyfunc(_simplify)
     values = []
     keep = list(range(len(names)))
     for name in known:  # a direction the loss does not see: eigenvalue from the regularizer alone
@@ -364,24 +358,22 @@ def derive_hessian() -> HessianDerivation:
     spectra: Dict[str, List[Component]] = {}
     rep_steps = []
     for trivial in (False, True):
-        subs = TRIVIAL_POINT if trivial else {}
+        point = [TRIVIAL_POINT] if trivial else []
         rel = None if trivial else COLLAPSED_RELATIONS
         # (a)
-        vals = [v.subs(subs) for v in eig_logits]
+        vals = [_at(v, point) for v in eig_logits]
         spectra[spectrum_key("logits", trivial, False, False)] = [
             Component("null (common shift)", sp.S.One, values=[vals[0]]),
             Component("e_j - e_l", K - 2, values=[vals[1]]),
             Component("K e_y - 1", sp.S.One, values=[_simplify(vals[2])])]
-        binaries = (False,) if trivial else (False, True)
-        for binary in binaries:
-            if binary:
-                subs = {K: 2}
+        for binary in (False, True):
+            subs = point + [{K: 2}] if binary else point
             # (b) features: per sample, blocks of the within-class kind; checked against the span blocks.
             omega = rho_w**2 / ((K - 1) * n)
             per_sample = [("span of the ETF", K - 2, lambda_H + omega * p_o),
                           ("span of the ETF", sp.S.One, lambda_H + omega * K * p_t * p_o),
                           ("orthogonal to the span", d - K + 1, lambda_H)]
-            feats = [Component(f"each sample, {name}", n * K * m, values=[_simplify(v.subs(subs))])
+            feats = [Component(f"each sample, {name}", n * K * m, values=[_simplify(_at(v, subs))])
                      for name, m, v in per_sample]
             spectra[spectrum_key("features", trivial, False, binary)] = feats
             # (c) classifier: the Y blocks of the span, and lambda_W on the complement of the span.
@@ -397,7 +389,7 @@ def derive_hessian() -> HessianDerivation:
                 # y' = sqrt(n) y: [[lambda_W, -s/sqrt(n) P], [-s/sqrt(n) P, lambda_H]].
                 perp = sp.Matrix([[lambda_W, -s / sp.sqrt(n)], [-s / sp.sqrt(n), lambda_H]])
                 c2, c1, c0 = sp.Poly(sp.expand((perp - x * sp.eye(2)).det()), x).all_coeffs()
-                c0 = c0.subs(subs)
+                c0 = _at(c0, subs)
                 comps.append(Component("orthogonal to the span, all-ones direction", d - K + 1,
                                        values=[lambda_W, lambda_H]))
                 if rel is not None and sp.simplify(c0.subs(s, sp.sqrt(n * lambda_W * lambda_H))) == 0:
@@ -407,7 +399,8 @@ def derive_hessian() -> HessianDerivation:
                     comps.append(Component("orthogonal to the span", (K - 1) * (d - K + 1),
                                            quadratic=(c2, c1, c0)))
                 for name, m, v in per_sample:
-                    comps.append(Component(f"within-class, {name}", K * (n - 1) * m, values=[_simplify(v.subs(subs))]))
+                    comps.append(Component(f"within-class, {name}", K * (n - 1) * m,
+                                           values=[_simplify(_at(v, subs))]))
                 spectra[spectrum_key("full", trivial, bias, binary)] = comps
             if not trivial and not binary:
                 # features, checked: the Z-only span blocks carry the per-sample eigenvalues.
