@@ -118,6 +118,15 @@ def warn_closed_form(K: int, d: int, caller: str) -> None:
     )
 
 
+def require_closed_form(K: int, d: int, caller: str) -> None:
+    """Raise (naming d and its range) unless d >= K - 1, where the closed-form minimizer exists."""
+    if d < K - 1:
+        raise InvalidParameterError(
+            f"The 'dim' parameter of {caller} must be an int in the range [K-1, inf) = [{K - 1}, inf) "
+            f"for the closed-form minimizer. Got {d} instead.", param="dim", value=d,
+            expected=f"an int in the range [{K - 1}, inf)")
+
+
 def check_all(params: Iterable, caller: str) -> None:
     for name, value, constraint in params:
         check_param(name, value, constraint, caller)

@@ -15,13 +15,13 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from ._validation import Interval, InvalidParameterError, Options, UFMWarning, check_param
+from ._validation import Interval, InvalidParameterError, Options, UFMWarning, check_param, require_closed_form
 from .numerics.hessian import DENSE_LIMIT_BYTES, numeric_spectrum
 from .numerics.solver import solve
 from .problem import UFMProblem
 from .theory.spectra import DEFINITIONS, Spectrum, symbolic_spectrum
 
-__all__ = ["conditioning", "numeric_minimizers", "summarize", "DEFINITIONS"]
+__all__ = ["conditioning", "numeric_minimizers", "summarize", "compare_sources", "DEFINITIONS"]
 
 
 def _check_alphas(alphas: Sequence[float], where: str) -> List[float]:
@@ -65,11 +65,7 @@ def conditioning(problem: UFMProblem, alphas: Optional[Sequence[float]] = None,
     check_param("solver_tol", solver_tol, Interval("float", 0, None, "neither"), "conditioning")
     check_param("null_rtol", null_rtol, Interval("float", 0, 1, "neither"), "conditioning")
     check_param("max_bytes", max_bytes, Interval("float", 0, None, "neither"), "conditioning")
-    if not problem.closed_form_applies:
-        raise InvalidParameterError(
-            f"The 'dim' parameter of conditioning must be an int in the range [K-1, inf) = [{problem.K - 1}, inf). "
-            f"Got {problem.d} instead.", param="dim", value=problem.d,
-            expected=f"an int in the range [{problem.K - 1}, inf)")
+    require_closed_form(problem.K, problem.d, "conditioning")
     problems = [problem.replace(alpha=a) for a in alphas]
     out: List[Spectrum] = []
     for p in problems:
@@ -126,3 +122,27 @@ def summarize(spectra: Sequence[Spectrum], source: str = "symbolic") -> Dict[str
             verdict = "mixed"
         out[name] = {"kappa_ce": base, "kappa_ls": ls, "verdict": verdict}
     return out
+
+
+def compare_sources(spectra: Sequence[Spectrum]) -> List[dict]:
+    """Symbolic against numeric: for each symbolic spectrum with a complete numeric twin (same
+    alpha and definition), both condition numbers and null dimensions, the numeric null
+    tolerance, and the largest eigenvalue difference relative to the largest eigenvalue (None
+    if the counts differ)."""
+    import numpy as np
+
+    rows = []
+    for s in spectra:
+        if s.source != "symbolic":
+            continue
+        twin = next((x for x in spectra if x.source == "numeric" and x.complete and x.alpha == s.alpha
+                     and x.definition == s.definition), None)
+        if twin is None:
+            continue
+        a, b = s.expanded(), twin.expanded()
+        err = float(np.max(np.abs(a - b)) / np.abs(a).max()) if a.size == b.size else None
+        rows.append({"alpha": s.alpha, "definition": s.definition, "kappa_symbolic": s.condition_number,
+                     "kappa_numeric": twin.condition_number, "null_symbolic": s.null_dim,
+                     "null_numeric": twin.null_dim, "null_tol": twin.null_tol, "max_eigenvalue_error": err,
+                     "grad_norm": twin.details.get("grad_norm")})
+    return rows

@@ -41,7 +41,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ._validation import Interval, InvalidParameterError, Options, check_param
+from ._validation import Interval, InvalidParameterError, Options, check_param, require_closed_form
 from .metrics.nc import class_statistics_balanced, nc1 as nc1_measure
 from .numerics.solver import UFMObjective
 from .problem import UFMProblem
@@ -194,11 +194,7 @@ def convergence(problem: UFMProblem, alphas: Sequence[float] = (0.0, 0.1), seeds
     check_param("record_every", record_every, Interval("int", 1, None, "left"), "convergence")
     check_param("fit_below", fit_below, Interval("float", 0, None, "neither"), "convergence")
     check_param("init_scale", init_scale, Interval("float", 0, None, "neither"), "convergence")
-    if not problem.closed_form_applies:
-        raise InvalidParameterError(
-            f"The 'dim' parameter of convergence must be an int in the range [K-1, inf) = [{problem.K - 1}, inf). "
-            f"Got {problem.d} instead.", param="dim", value=problem.d,
-            expected=f"an int in the range [{problem.K - 1}, inf)")
+    require_closed_form(problem.K, problem.d, "convergence")
 
     problems = {a: problem.replace(alpha=a) for a in alphas}
     spectra = {a: {dfn: symbolic_spectrum(p, dfn) for dfn in DEFINITIONS} for a, p in problems.items()}

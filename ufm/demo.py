@@ -137,7 +137,7 @@ def _trajectory(config: dict) -> dict:
 
 
 def _conditioning(config: dict) -> dict:
-    from .conditioning import conditioning, summarize
+    from .conditioning import compare_sources, conditioning, summarize
 
     c = config
     spectra, summaries = [], {}
@@ -148,17 +148,7 @@ def _conditioning(config: dict) -> dict:
         summaries[str(K)] = summarize(sp)
     nc = c["numeric_check"]
     p = UFMProblem(nc["num_classes"], nc["per_class"], nc["dim"], c["lambda_w"], c["lambda_h"], c["lambda_b"], 0.0)
-    check = conditioning(p, alphas=nc["alphas"], numeric=True)
-    pairs = []
-    for s in check:
-        if s.source != "symbolic":
-            continue
-        m = next(x for x in check if x.source == "numeric" and x.alpha == s.alpha and x.definition == s.definition)
-        se, me = s.expanded(), m.expanded()
-        err = float(np.max(np.abs(se - me)) / np.abs(se).max()) if se.size == me.size else None
-        pairs.append({"alpha": s.alpha, "definition": s.definition, "kappa_symbolic": s.condition_number,
-                      "kappa_numeric": m.condition_number, "null_symbolic": s.null_dim, "null_numeric": m.null_dim,
-                      "null_tol": m.null_tol, "max_eigenvalue_error": err, "grad_norm": m.details.get("grad_norm")})
+    pairs = compare_sources(conditioning(p, alphas=nc["alphas"], numeric=True))
     return {"spectra": spectra, "summary": summaries, "numeric_check": pairs}
 
 

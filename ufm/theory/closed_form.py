@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .._validation import Interval, InvalidParameterError, check_param, warn_closed_form
+from .._validation import Interval, InvalidParameterError, check_param, require_closed_form, warn_closed_form
 from ..problem import UFMProblem
 from . import _minimizer_generated as _gen
 
@@ -155,10 +155,7 @@ def explicit_minimizer(problem: UFMProblem, dtype=torch.float64, device=None,
         (W (K, d), H (d, N), b (K,)) in ``dtype`` on ``device``.
     """
     cf = closed_form(problem)
-    if not problem.closed_form_applies:
-        raise InvalidParameterError(
-            f"The 'dim' parameter of explicit_minimizer must be an int in the range [K-1, inf) = "
-            f"[{problem.K - 1}, inf). Got {problem.d} instead.")
+    require_closed_form(problem.K, problem.d, "explicit_minimizer")
     K, d, n = problem.K, problem.d, problem.n
     M = simplex_etf(K, d)  # (K, d), float64
     W = cf.w_norm * M  # (K, d)

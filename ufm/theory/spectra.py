@@ -27,7 +27,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from .._validation import InvalidParameterError, Options, check_param
+from .._validation import Options, check_param, require_closed_form
 from ..problem import UFMProblem
 from .closed_form import closed_form
 
@@ -147,11 +147,7 @@ def symbolic_spectrum(problem: UFMProblem, definition: str) -> Spectrum:
     from . import _hessian_generated as gen
 
     check_param("definition", definition, Options(DEFINITIONS), "symbolic_spectrum")
-    if not problem.closed_form_applies:
-        raise InvalidParameterError(
-            f"The 'dim' parameter of symbolic_spectrum must be an int in the range [K-1, inf) = "
-            f"[{problem.K - 1}, inf) for a closed-form Hessian. Got {problem.d} instead.",
-            param="dim", value=problem.d, expected=f"an int in the range [{problem.K - 1}, inf)")
+    require_closed_form(problem.K, problem.d, "symbolic_spectrum")
     cf = closed_form(problem)
     p = problem
     key = spectrum_key(definition, cf.trivial, p.lambda_b > 0, p.K == 2)
