@@ -59,5 +59,6 @@ def test_dense_size_guard_names_the_size_before_allocating():
     p = UFMProblem(10, 1000, 64, 5e-3, 5e-3)
     W = torch.zeros(10, 64)
     H = torch.zeros(64, 10000)
-    with pytest.raises(InvalidParameterError, match=r"P = 640650 parameters and needs 3057\.96 GiB.*top_eigenvalues"):
+    with pytest.raises(InvalidParameterError, match=r"P = 640650 parameters and would need about 9173\.\d\d GiB \(the matrix, "
+                       r"3057\.96 GiB.*top_eigenvalues"):
         dense_hessian(p, W, H, torch.zeros(10))

@@ -131,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                                                     "numerical solve (default 1e-12)")
     p.add_argument("--null-rtol", type=_float_in("(0, 1)"), default=1e-7,
                    help="numeric null space: |eigenvalue| <= null-rtol * max|eigenvalue| (default 1e-7)")
-    p.add_argument("--max-gib", type=_float_in("(0, inf)"), default=2.0,
-                   help="largest dense Hessian in GiB; larger ones fall back to Lanczos (default 2)")
+    p.add_argument("--max-gib", type=_float_in("(0, inf)"), default=4.0,
+                   help="memory for a dense Hessian in GiB, estimated peak (3 times the matrix); "
+                        "larger ones fall back to Lanczos (default 4)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per (alpha, definition, source)")
 

@@ -29,11 +29,17 @@ from ..theory.spectra import DEFINITIONS, Spectrum, distinct
 from .solver import UFMObjective
 
 __all__ = ["objective_single", "dense_hessian", "DenseSpectrum", "spectrum", "symmetry_null_dim", "top_eigenvalues",
-           "hessian_bytes", "DENSE_LIMIT_BYTES", "logit_hessians", "feature_hessian_blocks", "numeric_spectrum",
+           "hessian_bytes", "dense_peak_bytes", "DENSE_LIMIT_BYTES", "logit_hessians", "feature_hessian_blocks", "numeric_spectrum",
            "LanczosFallbackWarning"]
 
 #: default cap on the memory of a dense Hessian (P^2 float64 entries)
-DENSE_LIMIT_BYTES = 2 * 1024**3
+DENSE_LIMIT_BYTES = 4 * 1024**3
+#: peak memory of building and decomposing a dense Hessian, in units of the matrix itself
+#: (chunked reverse-over-reverse build, the symmetrized copy, eigvalsh's workspace): 2.0-2.1
+#: measured at P = 4,110 and 10,010 (benchmarks/README.md); 3 leaves a margin
+DENSE_PEAK_FACTOR = 3
+#: working memory of one chunk (of Hessian rows, or of per-sample Hessians)
+_CHUNK_BYTES = 64 * 1024**2
 
 
 def _layout(problem: UFMProblem, device=None) -> UFMObjective:
@@ -94,24 +100,43 @@ def hessian_bytes(problem: UFMProblem, parts=PARTS) -> int:
     return P * P * 8
 
 
+def dense_peak_bytes(problem: UFMProblem, parts=PARTS) -> int:
+    """Estimated peak memory of :func:`dense_hessian` and its eigendecomposition:
+    DENSE_PEAK_FACTOR times the matrix."""
+    return DENSE_PEAK_FACTOR * hessian_bytes(problem, parts)
+
+
+def _too_large(problem: UFMProblem, parts, max_bytes: int) -> Optional[str]:
+    """None if a dense Hessian fits in ``max_bytes``, else a sentence naming the sizes."""
+    need = dense_peak_bytes(problem, parts)
+    if need <= max_bytes:
+        return None
+    return (f"has P = {_num_params(problem, parts)} parameters and would need about {need / 2**30:.2f} GiB "
+            f"(the matrix, {hessian_bytes(problem, parts) / 2**30:.2f} GiB, and working copies; > max_bytes = "
+            f"{max_bytes / 2**30:.2f} GiB)")
+
+
 def dense_hessian(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor,
                   max_bytes: int = DENSE_LIMIT_BYTES, parts=PARTS) -> torch.Tensor:
-    """The (P, P) Hessian of f in ``parts`` (default all of W, H, b) at (W, H, b), float64
-    (torch.func.hessian).
+    """The (P, P) Hessian of f in ``parts`` (default all of W, H, b) at (W, H, b), float64:
+    reverse-over-reverse autodiff (``torch.func.jacrev`` of the gradient) in chunks of rows,
+    symmetrized.
 
     Raises:
-        InvalidParameterError: if the matrix would exceed ``max_bytes``, naming its size,
-            before anything is allocated; use :func:`top_eigenvalues` (Lanczos) instead.
+        InvalidParameterError: if the estimated peak memory (:func:`dense_peak_bytes`) exceeds
+            ``max_bytes``, naming the sizes, before anything is allocated; use
+            :func:`top_eigenvalues` (Lanczos) instead.
     """
-    need = hessian_bytes(problem, parts)
-    if need > max_bytes:
-        P = _num_params(problem, parts)
-        raise InvalidParameterError(
-            f"The dense Hessian of this problem has P = {P} parameters and needs {need / 2**30:.2f} GiB "
-            f"(> max_bytes = {max_bytes / 2**30:.2f} GiB); use top_eigenvalues (Lanczos) or raise max_bytes.")
+    reason = _too_large(problem, parts, max_bytes)
+    if reason:
+        raise InvalidParameterError(f"The dense Hessian of this problem {reason}; use top_eigenvalues "
+                                    "(Lanczos) or raise max_bytes.")
     x, f = _restricted(problem, W, H, b, parts)
-    Hess = torch.func.hessian(f)(x)  # (P, P)
-    return (Hess + Hess.T) / 2
+    P = x.numel()
+    chunk = max(1, min(P, _CHUNK_BYTES // (8 * 8 * P)))  # rows per reverse pass, bounded working memory
+    Hess = torch.func.jacrev(torch.func.grad(f), chunk_size=chunk)(x)  # (P, P)
+    sym = Hess.T.clone()
+    return Hess.add_(sym).mul_(0.5)
 
 
 @dataclass
@@ -203,9 +228,6 @@ def _logit_hessians_rows(problem, W, H, b, start, stop) -> torch.Tensor:
     return _chunked(torch.func.vmap(torch.func.hessian(loss)), Z, T, problem.K)
 
 
-#: working memory of one chunk of per-sample Hessians
-_CHUNK_BYTES = 64 * 1024**2
-
 
 def _chunked(fn, X, T, dim):
     """fn over the rows of (X, T) in chunks of bounded memory (each row makes a dim x dim matrix)."""
@@ -268,13 +290,18 @@ def numeric_spectrum(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: t
     else:
         parts = _parts_for(problem, definition)
         # features: N blocks of d x d (the H-Hessian is block diagonal), others: one dense matrix
-        need = problem.N * problem.d**2 * 8 if definition == "features" else hessian_bytes(problem, parts)
-        if need > max_bytes:
+        if definition == "features":
+            need = problem.N * problem.d**2 * 8 * 2  # the blocks and their eigenvalue workspace
+            reason = None if need <= max_bytes else (
+                f"has P = {problem.N * problem.d} parameters in {problem.N} blocks and would need about "
+                f"{need / 2**30:.2f} GiB (> max_bytes = {max_bytes / 2**30:.2f} GiB)")
+        else:
+            reason = _too_large(problem, parts, max_bytes)
+        if reason:
             P = _num_params(problem, parts)
             k = min(top_k, P - 1)
-            warnings.warn(f"the dense {definition} Hessian has P = {P} parameters and would need "
-                          f"{need / 2**30:.2f} GiB (> {max_bytes / 2**30:.2f} GiB): computing its top {k} "
-                          f"eigenvalues by Lanczos instead", LanczosFallbackWarning, stacklevel=2)
+            warnings.warn(f"the dense {definition} Hessian {reason}: computing its top {k} eigenvalues by "
+                          "Lanczos instead", LanczosFallbackWarning, stacklevel=2)
             top = top_eigenvalues(problem, W, H, b, k=k, parts=parts)
             values, mults = distinct(top, group_rtol)
             return Spectrum(problem=problem, definition=definition, source="numeric", eigenvalues=values,
