@@ -62,7 +62,7 @@ import torch
 from ufm import UFMProblem, explicit_minimizer
 from ufm.numerics import hessian as hessian_module
 from ufm.numerics.hessian import dense_hessian, hessian_bytes, top_eigenvalues
-from _machine import machine  # benchmarks/ is on sys.path when a script here runs
+from _machine import machine, memory_supported, reset_peak, status_kib  # benchmarks/ is on sys.path when a script here runs
 
 TOP_K = 20
 
@@ -81,29 +81,6 @@ def num_params(p: UFMProblem) -> int:
 
 # --- peak memory (Linux) ---------------------------------------------------------------
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def memory_supported() -> bool:
-    try:
-        _status_kib("VmHWM")
-        return os.access("/proc/self/clear_refs", os.W_OK)
-    except (OSError, RuntimeError):
-        return False
-
-
-def _reset_peak() -> int:
-    """Reset the peak RSS to the current RSS; return the current RSS (KiB)."""
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
-    return _status_kib("VmRSS")
-
-
 def memory_probe(args, n: int) -> None:
     """Run in a fresh subprocess: growth of the peak RSS (MiB) across one dense build +
     eigvalsh and across one Lanczos call, after a warm-up on the smallest problem; JSON."""
@@ -111,12 +88,12 @@ def memory_probe(args, n: int) -> None:
     dense_times(*p0)
     lanczos_time(*p0)
     p, W, H, b = make_problem(args, n)
-    before = _reset_peak()
+    before = reset_peak()
     dense_times(p, W, H, b)
-    dense = (_status_kib("VmHWM") - before) / 1024
-    before = _reset_peak()
+    dense = (status_kib("VmHWM") - before) / 1024
+    before = reset_peak()
     lanczos_time(p, W, H, b)
-    lanc = (_status_kib("VmHWM") - before) / 1024
+    lanc = (status_kib("VmHWM") - before) / 1024
     print(json.dumps({"n": n, "dense_mib": dense, "lanczos_mib": lanc}))
 
 

@@ -49,7 +49,7 @@ import time
 import torch
 
 from ufm import nc_metrics
-from _machine import machine  # benchmarks/ is on sys.path when a script here runs
+from _machine import machine, memory_supported, reset_peak, status_kib  # benchmarks/ is on sys.path when a script here runs
 
 GOAL_RATIO = 2.0
 
@@ -86,14 +86,6 @@ def direct_nc1(X: torch.Tensor, y: torch.Tensor, K: int) -> float:
     return float(torch.trace(sigma_w @ torch.linalg.pinv(sigma_b, hermitian=True)) / K)
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def memory_probe(what: str, N: int, d: int, K: int, seed: int) -> None:
     """Run in a fresh subprocess: growth of peak RSS (MiB) across one call, printed as JSON."""
     X, y, M = make_data(N, d, K, seed)
@@ -104,21 +96,11 @@ def memory_probe(what: str, N: int, d: int, K: int, seed: int) -> None:
         "XtX f64+cvt": lambda X, y: X.double().T @ X.double(),
     }
     fns[what](X[:2000], torch.arange(2000) % K)  # small warm-up: library initialisation is not counted
-    with open("/proc/self/clear_refs", "w") as fh:  # reset the peak RSS to the current RSS
-        fh.write("5")
-    before = _status_kib("VmRSS")
+    before = reset_peak()
     fns[what](X, y)
-    peak = _status_kib("VmHWM")
+    peak = status_kib("VmHWM")
     print(json.dumps({"what": what, "K": K, "rss_mib": before / 1024, "peak_mib": peak / 1024,
                       "delta_mib": (peak - before) / 1024}))
-
-
-def memory_supported() -> bool:
-    try:
-        _status_kib("VmHWM")
-        return os.access("/proc/self/clear_refs", os.W_OK)
-    except (OSError, RuntimeError):
-        return False
 
 
 def measure_memory(what: str, N: int, d: int, K: int, seed: int) -> dict:
