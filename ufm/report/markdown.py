@@ -74,7 +74,8 @@ def _alpha_section(rec: dict) -> List[str]:
              f"lambda_H = {c['lambda_h']}, lambda_b = {c['lambda_b']}. Lines: closed form; markers: {c['method']} "
              f"from a random start (seed {c['seed']}). Past alpha = {rec['closed_form_curve']['alpha_threshold']:.4g} the only minimizer is "
              "W = H = 0.", "", "![alpha](fig_alpha.png)", "",
-             "| alpha | trivial | logit gap (numeric) | logit gap (closed form) | p_true (numeric) | ||w|| (numeric) | ||h|| (numeric) |",
+             "| alpha | trivial | logit gap (numeric) | logit gap (closed form) | p_true (numeric) | norm of w_k (numeric) | "
+             "norm of h_i (numeric) |",
              "|---|---|---|---|---|---|---|"]
     for num, cf in zip(rec["numeric"], rec["closed_form_points"]):
         lines.append(f"| {num['alpha']} | {_fmt(cf['trivial'])} | {num['logit_gap']:.6f} | {cf['logit_gap']:.6f} | "
@@ -90,7 +91,7 @@ def _trajectory_section(rec: dict) -> List[str]:
              f"lambda_W = {c['lambda_w']}, lambda_H = {c['lambda_h']}; stopped at ||grad f|| < {c['tol']:g} or "
              f"{c['max_steps']} steps. Crossings below are read off the records, taken every {c['record_every']} steps.",
              "", "![trajectory](fig_trajectory.png)", "",
-             "| alpha | seeds | converged | mean steps to ||grad f|| < tol | mean first step with f - f* < 1e-8 | "
+             "| alpha | seeds | converged | mean steps to gradient norm < tol | mean first step with f - f* < 1e-8 | "
              "mean first step with NC1 < 1e-6 |", "|---|---|---|---|---|---|"]
     by_alpha = {}
     for run in rec["runs"]:
@@ -161,7 +162,9 @@ def _conditioning_section(rec: dict, hessian_link: str) -> List[str]:
     mixed = [d for d in verdicts if d not in support and d not in against and d not in unknown]
 
     def names(ds):
-        return " and ".join(f"`{d}`" for d in ds) + (" Hessians" if len(ds) > 1 else " Hessian")
+        quoted = [f"`{d}`" for d in ds]
+        text = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+        return text + (" Hessians" if len(ds) > 1 else " Hessian")
 
     lines += ["", "**In plain words.** "
               + (f"The claim holds for the {names(support)} (condition number lower with LS at every alpha and "
