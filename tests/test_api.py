@@ -52,6 +52,7 @@ FORBIDDEN = {
     "ufm/conditioning.py": ["ufm.demo", "ufm.report", "ufm.cli", "sympy"],
     "ufm/convergence.py": ["ufm.demo", "ufm.report", "ufm.cli", "sympy"],
     "ufm/theory/spectra.py": ["sympy"],
+    "ufm/sweep": ["ufm.demo", "ufm.report", "ufm.cli", "sympy"],
     "ufm/theory/closed_form.py": ["sympy"],
     "ufm/problem.py": ["ufm.theory", "ufm.numerics", "ufm.metrics", "torch", "sympy"],
 }

@@ -24,7 +24,7 @@ _FLAGS = {"num_classes": "-K/--num-classes", "per_class": "-n/--per-class", "dim
           "lr": "--lr", "momentum": "--momentum", "tol": "--tol", "max_steps": "--max-steps",
           "history": "--history", "init_scale": "--init-scale", "seeds": "--seeds", "classes": "--classes",
           "patience": "--patience", "alphas": "--alphas", "eps": "--eps", "record_every": "--record-every",
-          "null_rtol": "--null-rtol", "solver_tol": "--solver-tol"}
+          "null_rtol": "--null-rtol", "solver_tol": "--solver-tol", "dims": "--dims", "what": "--what"}
 # max_bytes is given in GiB on the command line: _cmd_conditioning checks --max-gib itself
 
 
@@ -148,6 +148,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-scale", type=_float_in("(0, inf)"), default=1.0, help="initial entries ~ N(0, s^2/d) (default 1)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--json", action="store_true", help="print JSON (rows, predictions, trajectories)")
+
+    p = sub.add_parser("sweep", help="a grid of problems: closed form, solve, conditioning per point; resumable")
+    p.add_argument("--out", default=None, help="output folder (sweep.sqlite, results.csv, spec.json); required to run")
+    p.add_argument("--config", default=None, help="a TOML file with the keys below (instead of the flags)")
+    p.add_argument("--alphas", default="0,0.05,0.1", help="comma-separated smoothing factors (default 0,0.05,0.1)")
+    p.add_argument("--classes", default="10", help="comma-separated K values (default 10)")
+    p.add_argument("--dims", default="K", help="comma-separated d values: ints or K, K-1, 2K, K+3 (default K)")
+    p.add_argument("--per-class", default="10", help="comma-separated n values (default 10)")
+    p.add_argument("--lambda-w", default="5e-3", help="comma-separated values (default 5e-3)")
+    p.add_argument("--lambda-h", default="5e-3", help="comma-separated values (default 5e-3)")
+    p.add_argument("--lambda-b", default="0", help="comma-separated values (default 0)")
+    p.add_argument("--seeds", type=_int_in("[1, inf)"), default=1, help="seeds per configuration (default 1)")
+    p.add_argument("--what", default="closed-form", help="comma-separated: closed-form, solve, conditioning "
+                                                         "(default closed-form)")
+    p.add_argument("--workers", type=_int_in("[0, inf)"), default=None,
+                   help="worker processes (default: one per CPU; 0 runs in this process)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--status", metavar="DIR", default=None, help="print the progress of the sweep in DIR and exit")
 
     p = sub.add_parser("derive", help="print the symbolic derivation of the minimizer (or of the Hessian spectra)")
     p.add_argument("--markdown", action="store_true", help="print it as Markdown with LaTeX")
@@ -355,6 +373,56 @@ def _cmd_convergence(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from pathlib import Path
+
+    from .sweep import WHAT, SweepSpec, run_sweep, sweep_status
+
+    if args.status:
+        try:
+            s = sweep_status(args.status)
+        except FileNotFoundError as e:
+            raise UsageError(f"ufm sweep: error: {e}")
+        print(f"{s['done']}/{s['total']} points done ({', '.join(s['what'])}), {s['errors']} with errors, "
+              f"{s['remaining']} remaining")
+        return 0
+    if not args.out:
+        raise UsageError("ufm sweep: error: --out DIR is required to run a sweep (or --status DIR to see one).")
+    if args.seeds < 1:
+        raise UsageError(f"ufm sweep: error: --seeds must be an int in the range [1, inf). Got {args.seeds} instead.")
+    if args.config:
+        if not Path(args.config).is_file():
+            raise UsageError(f"ufm sweep: error: --config file {args.config!r} not found.")
+        spec = SweepSpec.from_toml(args.config)
+    else:
+        dims = []
+        for d in args.dims.split(","):
+            d = d.strip()
+            dims.append(int(d) if d.lstrip("-").isdigit() else d)
+        spec = SweepSpec(alphas=_float_list(args.alphas, "--alphas", "sweep"),
+                         classes=_int_values(args.classes, "--classes"), dims=dims,
+                         per_class=_int_values(args.per_class, "--per-class"),
+                         lambda_w=_float_list(args.lambda_w, "--lambda-w", "sweep"),
+                         lambda_h=_float_list(args.lambda_h, "--lambda-h", "sweep"),
+                         lambda_b=_float_list(args.lambda_b, "--lambda-b", "sweep"), seeds=args.seeds,
+                         what=_name_list(args.what, "--what", "sweep", WHAT))
+    summary = run_sweep(spec, args.out, workers=args.workers, device=args.device,
+                        progress=sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr))
+    print(f"{summary['total']} points ({summary['computed']} computed now, {summary['errors']} with errors) "
+          f"in {summary['seconds']:.1f} s -> {Path(args.out) / 'results.csv'}")
+    return 0
+
+
+def _int_values(text: str, flag: str) -> List[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"ufm sweep: error: {flag} must be comma-separated ints. Got {text!r} instead.")
+    if not values:
+        raise UsageError(f"ufm sweep: error: {flag} must hold at least one int. Got {text!r} instead.")
+    return values
+
+
 def _int_list(text: str, flag: str) -> List[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
@@ -438,7 +506,7 @@ def _cmd_report(args) -> int:
 
 _COMMANDS = {"closed-form": _cmd_closed_form, "solve": _cmd_solve, "verify": _cmd_verify, "derive": _cmd_derive,
              "demo": _cmd_demo, "report": _cmd_report, "conditioning": _cmd_conditioning,
-             "convergence": _cmd_convergence}
+             "convergence": _cmd_convergence, "sweep": _cmd_sweep}
 
 
 def _one_line(err: InvalidParameterError) -> str:

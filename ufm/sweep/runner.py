@@ -1,0 +1,189 @@
+"""Running a sweep: closed forms vectorized, numeric work grouped by shape and sent to an executor.
+
+Per point, the components selected by ``what``:
+
+* ``closed-form``: the closed-form minimizer (logit gap, p_true, p_off, ||w||, ||h||, f*,
+  trivial), evaluated for all points at once with ``closed_form_arrays``;
+* ``solve``: a batched L-BFGS solve (float64, tol 1e-10, the point's seed) per group of
+  points sharing (K, d, n), compared with the closed form (``ufm.verify``): the worst error,
+  the solver status and steps;
+* ``conditioning``: the symbolic condition number of each Hessian definition
+  (``ufm.theory.spectra``), and of ``full`` with b included when lambda_b = 0.
+
+Groups run in worker processes (``concurrent.futures.ProcessPoolExecutor``) or in the driver
+(``workers=0``); the driver alone writes the store, one transaction per finished group.
+Points past the threshold are recorded with ``trivial = true``; a group whose solve fails is
+recorded with its error and the sweep goes on.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .._io import atomic_write_text, write_json
+from .._validation import Interval, check_param
+from .spec import SweepSpec
+from .store import SweepStore
+
+__all__ = ["WHAT", "run_sweep", "sweep_status", "export_csv", "compute_group", "GROUP_SIZE"]
+
+WHAT = ("closed-form", "solve", "conditioning")
+#: the most points one task solves as a batch
+GROUP_SIZE = 64
+_CONFIG = ("num_classes", "per_class", "dim", "lambda_w", "lambda_h", "lambda_b", "alpha", "seed")
+_CF = ("logit_gap", "p_true", "p_off", "w_norm", "h_norm", "objective")
+
+
+def _problem(c: dict):
+    from ..problem import UFMProblem
+
+    return UFMProblem(c["num_classes"], c["per_class"], c["dim"], c["lambda_w"], c["lambda_h"], c["lambda_b"],
+                      c["alpha"])
+
+
+def _closed_forms(points: Sequence[dict]) -> List[dict]:
+    """The closed form of every point at once (vectorized numpy)."""
+    from ..theory.closed_form import closed_form_arrays
+
+    cols = {k: np.array([p[k] for p in points], dtype=float) for k in _CONFIG[:-1]}
+    v = closed_form_arrays(cols["alpha"], cols["num_classes"], cols["per_class"], cols["lambda_w"], cols["lambda_h"])
+    trivial = np.asarray(v["trivial"])
+    applies = cols["dim"] >= cols["num_classes"] - 1  # else the values are the ETF ansatz's, not a minimizer's
+    return [{**{f"cf_{k}": float(v[k][i]) for k in _CF}, "trivial": bool(trivial[i]),
+             "closed_form_applies": bool(applies[i])} for i in range(len(points))]
+
+
+def compute_group(points: Sequence[dict], what: Sequence[str], device: Optional[str] = None) -> List[dict]:
+    """Compute ``what`` for points sharing (K, d, n); returns one store record per point."""
+    results = [dict() for _ in points]
+    status, error = ["ok"] * len(points), [None] * len(points)
+    if "closed-form" in what:
+        for r, cf in zip(results, _closed_forms(points)):
+            r.update(cf)
+    problems = [_problem(p) for p in points]
+    if "solve" in what:
+        from ..numerics.solver import solve
+        from ..verify import compare, measure, worst_error
+
+        try:
+            res = solve(problems, seeds=[p["seed"] for p in points], method="lbfgs", tol=1e-10, device=device)
+            for i, (p, r) in enumerate(zip(problems, results)):
+                m = measure(res, i)
+                r.update({f"num_{k}": m[k] for k in _CF + ("nc1", "grad_norm", "steps", "status")})
+                if p.closed_form_applies:
+                    r["max_error"] = worst_error(compare(p, m))
+        except Exception as e:  # recorded, and the sweep goes on
+            status = ["error"] * len(points)
+            error = [f"{type(e).__name__}: {e}"] * len(points)
+    if "conditioning" in what:
+        from ..theory.spectra import DEFINITIONS, symbolic_spectrum
+
+        for i, (p, r) in enumerate(zip(problems, results)):
+            if not p.closed_form_applies:
+                continue
+            for dfn in DEFINITIONS:
+                s = symbolic_spectrum(p, dfn)
+                r[f"kappa_{dfn}"] = s.condition_number
+                if "condition_number_with_bias" in s.details:
+                    r["kappa_full_with_bias"] = s.details["condition_number_with_bias"]
+    return [{"key": p["key"], "config": {k: p[k] for k in _CONFIG}, "result": r, "components": list(what),
+             "status": st, "error": er} for p, r, st, er in zip(points, results, status, error)]
+
+
+def _groups(points: Sequence[dict], size: int) -> List[List[dict]]:
+    by_shape: Dict[tuple, List[dict]] = {}
+    for p in points:
+        by_shape.setdefault((p["num_classes"], p["dim"], p["per_class"]), []).append(p)
+    return [g[i:i + size] for g in by_shape.values() for i in range(0, len(g), size)]
+
+
+def run_sweep(spec: SweepSpec, out, *, workers: Optional[int] = None, executor: Optional[Executor] = None,
+              device: Optional[str] = None, progress: bool = False,
+              log: Optional[Callable[[str], None]] = None) -> dict:
+    """Run (or resume) ``spec`` into the folder ``out``; returns counts and the run time.
+
+    Points already in ``out/sweep.sqlite`` with every requested component are skipped. With
+    only ``closed-form`` requested, all points are evaluated in the driver, vectorized. Else
+    groups of at most GROUP_SIZE same-shape points go to ``executor`` (default: a pool of
+    ``workers`` processes; ``workers=0`` runs them in the driver). ``out/results.csv`` is
+    rewritten from the store at the end.
+    """
+    from tqdm import tqdm
+
+    log = log or (lambda msg: None)
+    if workers is not None:
+        check_param("workers", workers, Interval("int", 0, None, "left"), "run_sweep")
+    points = spec.points()  # validates every point before anything is written
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with SweepStore(out / "sweep.sqlite") as store:
+        store.set_meta("spec", spec.to_dict())
+        store.set_meta("total", len(points))
+        write_json(out / "spec.json", spec.to_dict())
+        have = store.components()
+        need = set(spec.what)
+        todo = [p for p in points if not need <= have.get(p["key"], set())]
+        log(f"{len(points)} points, {len(points) - len(todo)} already done, {len(todo)} to compute")
+        bar = tqdm(total=len(todo), disable=not progress, unit="pt", desc="sweep")
+        if need == {"closed-form"}:
+            for i in range(0, len(todo), 20_000):
+                chunk = todo[i:i + 20_000]
+                bar.update(store.put_many(compute_group(chunk, ["closed-form"])))
+        else:
+            groups = _groups(todo, GROUP_SIZE)
+            if executor is None and workers == 0:
+                for g in groups:
+                    bar.update(store.put_many(compute_group(g, spec.what, device)))
+            else:
+                own = executor is None
+                pool = executor or ProcessPoolExecutor(max_workers=workers)
+                try:
+                    futures = [pool.submit(compute_group, g, spec.what, device) for g in groups]
+                    for fut in as_completed(futures):
+                        bar.update(store.put_many(fut.result()))
+                finally:
+                    if own:
+                        pool.shutdown(cancel_futures=True)
+        bar.close()
+        export_csv(store, out / "results.csv")
+        summary = {"total": len(points), "computed": len(todo), "errors": store.count("error"),
+                   "seconds": time.perf_counter() - t0}
+    return summary
+
+
+def export_csv(store: SweepStore, path) -> None:
+    """The tidy table: one row per point, configuration columns then result columns (atomic)."""
+    rows = store.rows()
+    keys = sorted({k for r in rows for k in r["result"]})
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["key", *_CONFIG, *keys, "status", "error"])
+    for r in rows:
+        res = r["result"]
+        w.writerow([r["key"], *[r["config"][k] for k in _CONFIG],
+                    *["" if res.get(k) is None or (isinstance(res.get(k), float) and math.isnan(res[k])) else res[k]
+                      for k in keys], r["status"], r["error"] or ""])
+    atomic_write_text(path, buf.getvalue())
+
+
+def sweep_status(out) -> dict:
+    """Progress of the sweep in ``out``: total points, done, errors, remaining."""
+    path = Path(out) / "sweep.sqlite"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: no sweep has been run in {out}")
+    with SweepStore(path) as store:
+        total = store.meta("total") or 0
+        spec = store.meta("spec") or {}
+        need = set(spec.get("what", []))
+        done = sum(1 for c in store.components().values() if need <= c)
+        return {"total": total, "done": done, "errors": store.count("error"), "remaining": total - done,
+                "what": sorted(need)}

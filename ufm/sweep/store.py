@@ -1,0 +1,87 @@
+"""The resumable store of a sweep: one SQLite file, ``OUT/sweep.sqlite``.
+
+Why SQLite: every finished group of points is committed in one transaction, and SQLite's
+write-ahead log (``journal_mode=WAL``, ``synchronous=FULL``) makes a commit durable and
+atomic, so a kill -9 at any moment loses at most the groups not yet committed and can never
+leave a half-written record: a reader sees a transaction entirely or not at all. A
+``PRIMARY KEY`` on the point key makes a re-run replace, never duplicate. One process (the
+sweep's driver) writes; workers only compute. sqlite3 is in the standard library.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+
+__all__ = ["SweepStore"]
+
+
+class SweepStore:
+    """Finished points by key: configuration, results (a dict per component), status, error."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.conn = sqlite3.connect(str(self.path))
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        with self.conn:
+            self.conn.execute("CREATE TABLE IF NOT EXISTS points (key TEXT PRIMARY KEY, config TEXT NOT NULL, "
+                              "result TEXT NOT NULL, components TEXT NOT NULL, status TEXT NOT NULL, error TEXT)")
+            self.conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def set_meta(self, name: str, value) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
+
+    def meta(self, name: str):
+        row = self.conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def components(self) -> Dict[str, set]:
+        """key -> the components already computed for it."""
+        return {k: set(json.loads(c)) for k, c in self.conn.execute("SELECT key, components FROM points")}
+
+    def put_many(self, records: Iterable[dict]) -> int:
+        """Write finished points in one transaction (all or nothing). Each record has ``key``,
+        ``config``, ``result`` (merged into what is stored), ``components``, ``status``, ``error``."""
+        records = list(records)
+        old = {}
+        keys = [r["key"] for r in records]
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            q = f"SELECT key, result, components FROM points WHERE key IN ({','.join('?' * len(chunk))})"
+            old.update({k: (json.loads(r), set(json.loads(c))) for k, r, c in self.conn.execute(q, chunk)})
+        rows = []
+        for r in records:
+            result, comps = old.get(r["key"], ({}, set()))
+            result = {**result, **r["result"]}
+            comps = sorted(comps | set(r["components"]))
+            rows.append((r["key"], json.dumps(r["config"]), json.dumps(result), json.dumps(comps), r["status"],
+                         r.get("error")))
+        with self.conn:
+            self.conn.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
+    def rows(self) -> List[dict]:
+        """Every stored point: its configuration, results, status and error, ordered by key."""
+        out = []
+        for key, config, result, comps, status, error in self.conn.execute(
+                "SELECT key, config, result, components, status, error FROM points ORDER BY key"):
+            out.append({"key": key, "config": json.loads(config), "result": json.loads(result),
+                        "components": json.loads(comps), "status": status, "error": error})
+        return out
+
+    def count(self, status: Optional[str] = None) -> int:
+        if status is None:
+            return self.conn.execute("SELECT COUNT(*) FROM points").fetchone()[0]
+        return self.conn.execute("SELECT COUNT(*) FROM points WHERE status = ?", (status,)).fetchone()[0]
