@@ -66,7 +66,8 @@ def test_demo_quick_writes_records_figures_and_report(tmp_path, capsys):
     assert code == 0
     for name in ("report.md", "derivation.md", "fig_alpha.png", "fig_trajectory.png", "fig_verify.png",
                  "fig_conditioning.png", "fig_convergence.png", "fig_rates.png", "records/conditioning.json",
-                 "records/convergence.json", "records/verify.json", "records/trajectory.json",
+                 "records/convergence.json", "records/verify.json", "records/trajectory.json", "records/sweep.json",
+                 "sweep/sweep.sqlite", "sweep/results.csv", "sweep/fig_sweep_kappa.png",
                  "records/alpha_sweep.json"):
         assert (out_dir / name).is_file(), name
     report = (out_dir / "report.md").read_text()
@@ -76,7 +77,7 @@ def test_demo_quick_writes_records_figures_and_report(tmp_path, capsys):
     assert record["environment"]["torch"] and record["config"]["tol"] == 1e-6
     # A second run reuses every stage; the report is rebuilt from the records alone.
     code, out, _ = run(capsys, "demo", "--quick", "--out", str(out_dir))
-    assert code == 0 and out.count("reusing") == 6
+    assert code == 0 and out.count("reusing") == 7
     (out_dir / "fig_alpha.png").unlink()
     (out_dir / "report.md").unlink()
     code, out, _ = run(capsys, "report", str(out_dir))

@@ -134,3 +134,58 @@ def test_kill_and_resume_gives_the_records_of_an_uninterrupted_run(tmp_path):
     assert f"{16 - partial} to compute" in out.stderr
     assert _records(db) == _records(whole / "sweep.sqlite")  # same records, no duplicates
     assert (cut / "results.csv").read_text() == (whole / "results.csv").read_text()
+
+
+def test_local_dask_cluster_equals_local_processes(tmp_path):
+    pytest.importorskip("distributed")
+    spec = SweepSpec(alphas=[0.0, 0.1], classes=[3, 4], per_class=[3], seeds=2, what=["closed-form", "solve"])
+    run_sweep(spec, tmp_path / "procs", workers=2)
+    run_sweep(spec, tmp_path / "dask", cluster="local-dask", workers=2)
+    assert _records(tmp_path / "procs" / "sweep.sqlite") == _records(tmp_path / "dask" / "sweep.sqlite")
+
+
+def test_unreachable_scheduler_is_one_line_and_writes_nothing(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    code, _, err = run(capsys, "sweep", "--out", str(tmp_path / "o"), "--what", "solve", "--cluster",
+                       "dask://127.0.0.1:9")
+    assert code == 2 and "cannot be reached" in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+    code, _, err = run(capsys, "sweep", "--out", str(tmp_path / "o"), "--cluster", "yarn")
+    assert code == 2 and "--cluster must be local-dask or dask://HOST:PORT" in err
+
+
+def test_plots_build_from_the_store_alone(tmp_path, capsys):
+    spec = SweepSpec(alphas=[0.0, 0.1], classes=[3, 4], per_class=[3], what=["closed-form", "conditioning",
+                                                                            "convergence"])
+    run_sweep(spec, tmp_path, workers=0)
+    for name in ("results.csv", "spec.json"):
+        (tmp_path / name).unlink()  # only the store is needed
+    code, out, _ = run(capsys, "plot", str(tmp_path))
+    assert code == 0
+    for name in ("fig_sweep_closed_form.png", "fig_sweep_kappa.png", "fig_sweep_steps.png", "fig_sweep_heatmap.png"):
+        assert (tmp_path / name).is_file() and name in out
+    rows = {(r["config"]["num_classes"], r["config"]["alpha"]): r["result"]
+            for r in SweepStore(tmp_path / "sweep.sqlite").rows()}
+    from ufm.conditioning import conditioning
+    s = {x.definition: x.condition_number for x in conditioning(UFMProblem(4, 3, 4, alpha=0.1))}
+    assert rows[(4, 0.1)]["kappa_full"] == s["full"] and rows[(4, 0.1)]["conv_steps_nc1_1e-06"] > 0
+
+
+def test_the_key_hashes_the_canonical_json_of_the_configuration():
+    import json as _json
+
+    spec = SweepSpec(alphas=[0.0, 1 / 3, 0.1], classes=[2, 7], dims=["K", "2K+1"], lambda_w=[1e-3, 2.5e-2],
+                     lambda_b=[0, 1e-4], seeds=2)
+    from ufm.sweep.spec import point_key
+    for p in spec.points():
+        config = {k: v for k, v in p.items() if k not in ("key", "config_json")}
+        assert p["config_json"] == _json.dumps(config, sort_keys=True) and p["key"] == point_key(config)
+
+
+def test_parquet_table_when_pyarrow_is_installed(tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is optional; results.parquet needs it")
+    run_sweep(SweepSpec(alphas=[0.0, 0.1], classes=[3], per_class=[2]), tmp_path)
+    table = pq.read_table(tmp_path / "results.parquet").to_pylist()
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert [r["key"] for r in table] == [r["key"] for r in rows]
+    assert [r["cf_logit_gap"] for r in table] == [float(r["cf_logit_gap"]) for r in rows]

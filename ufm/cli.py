@@ -160,12 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lambda-h", default="5e-3", help="comma-separated values (default 5e-3)")
     p.add_argument("--lambda-b", default="0", help="comma-separated values (default 0)")
     p.add_argument("--seeds", type=_int_in("[1, inf)"), default=1, help="seeds per configuration (default 1)")
-    p.add_argument("--what", default="closed-form", help="comma-separated: closed-form, solve, conditioning "
-                                                         "(default closed-form)")
+    p.add_argument("--what", default="closed-form", help="comma-separated: closed-form, solve, conditioning, "
+                                                         "convergence (default closed-form)")
     p.add_argument("--workers", type=_int_in("[0, inf)"), default=None,
                    help="worker processes (default: one per CPU; 0 runs in this process)")
+    p.add_argument("--cluster", default=None, help="local-dask (a LocalCluster) or dask://HOST:PORT (an existing "
+                                                     "scheduler); default: local processes")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--status", metavar="DIR", default=None, help="print the progress of the sweep in DIR and exit")
+
+    p = sub.add_parser("plot", help="draw a sweep's standard figures from its store")
+    p.add_argument("out", help="a folder written by `ufm sweep`")
 
     p = sub.add_parser("derive", help="print the symbolic derivation of the minimizer (or of the Hessian spectra)")
     p.add_argument("--markdown", action="store_true", help="print it as Markdown with LaTeX")
@@ -406,10 +411,30 @@ def _cmd_sweep(args) -> int:
                          lambda_h=_float_list(args.lambda_h, "--lambda-h", "sweep"),
                          lambda_b=_float_list(args.lambda_b, "--lambda-b", "sweep"), seeds=args.seeds,
                          what=_name_list(args.what, "--what", "sweep", WHAT))
-    summary = run_sweep(spec, args.out, workers=args.workers, device=args.device,
-                        progress=sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr))
+    if args.cluster is not None and not (args.cluster == "local-dask" or args.cluster.startswith("dask://")):
+        raise UsageError(f"ufm sweep: error: --cluster must be local-dask or dask://HOST:PORT. "
+                         f"Got {args.cluster!r} instead.")
+    from .sweep.runner import ClusterError
+
+    try:
+        summary = run_sweep(spec, args.out, workers=args.workers, cluster=args.cluster, device=args.device,
+                            progress=sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr))
+    except ClusterError as e:
+        raise UsageError(f"ufm sweep: error: {e}")
     print(f"{summary['total']} points ({summary['computed']} computed now, {summary['errors']} with errors) "
           f"in {summary['seconds']:.1f} s -> {Path(args.out) / 'results.csv'}")
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from .report.sweep_figures import plot_sweep
+
+    try:
+        paths = plot_sweep(args.out)
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(f"ufm plot: error: {e}")
+    for path in paths:
+        print(path)
     return 0
 
 
@@ -506,7 +531,8 @@ def _cmd_report(args) -> int:
 
 _COMMANDS = {"closed-form": _cmd_closed_form, "solve": _cmd_solve, "verify": _cmd_verify, "derive": _cmd_derive,
              "demo": _cmd_demo, "report": _cmd_report, "conditioning": _cmd_conditioning,
-             "convergence": _cmd_convergence, "sweep": _cmd_sweep}
+             "convergence": _cmd_convergence, "sweep": _cmd_sweep,
+             "plot": _cmd_plot}
 
 
 def _one_line(err: InvalidParameterError) -> str:

@@ -13,7 +13,8 @@ configuration and ufm version is reused, so an interrupted demo resumes where it
 5. ``conditioning``: Hessian spectra and condition numbers against alpha for several K
    under each definition (symbolic), and a symbolic-vs-numeric check;
 6. ``convergence``: gradient descent under the stated step-size rules, steps to each
-   tolerance and measured vs predicted local rates.
+   tolerance and measured vs predicted local rates;
+7. ``sweep``: a small sweep (``ufm sweep``) into ``OUT/sweep/``, resumable on its own.
 
 The figures and ``OUT/report.md`` are then built from the records alone
 (``ufm report OUT`` rebuilds them without re-running anything).
@@ -53,6 +54,9 @@ def demo_config(quick: bool = False) -> dict:
                         "lambda_b": 0.0, "alphas": [0.0, 0.1], "seeds": [0] if quick else [0, 1, 2],
                         "eps": [1e-3, 1e-6, 1e-9], "rules": ["local"] if quick else ["local", "common"],
                         "max_steps": 20000, "record_every": 10},
+        "sweep": {"classes": [3, 5, 10], "alphas": [round(0.05 * i, 2) for i in range(7)], "dims": ["K"],
+                  "per_class": [10], "lambda_w": [5e-3, 1e-2], "lambda_h": [5e-3], "lambda_b": [0.0], "seeds": 1,
+                  "what": ["closed-form", "conditioning"] if quick else ["closed-form", "solve", "conditioning"]},
         "trajectory": {"num_classes": 10, "per_class": 10, "dim": 10, "lambda_w": 5e-3, "lambda_h": 5e-3,
                        "lambda_b": 0.0, "alphas": [0.0, 0.1], "seeds": [0] if quick else [0, 1, 2],
                        "method": "gd", "lr": 0.5, "tol": 1e-10, "max_steps": 2000 if quick else 30000,
@@ -163,6 +167,15 @@ def _convergence(config: dict) -> dict:
     return out
 
 
+def _sweep(out: Path):
+    def compute(config: dict) -> dict:
+        from .sweep import SweepSpec, run_sweep
+
+        summary = run_sweep(SweepSpec(**config), out / "sweep", workers=0)
+        return {"folder": "sweep", "summary": summary}
+    return compute
+
+
 def run_demo(out, *, quick: bool = False, force: bool = False, log: Optional[Callable[[str], None]] = print) -> Path:
     """Run every stage (reusing finished ones), then build figures and ``report.md``.
 
@@ -184,6 +197,7 @@ def run_demo(out, *, quick: bool = False, force: bool = False, log: Optional[Cal
     _stage(out, "trajectory", cfg["trajectory"], _trajectory, force, log)
     _stage(out, "conditioning", cfg["conditioning"], _conditioning, force, log)
     _stage(out, "convergence", cfg["convergence"], _convergence, force, log)
+    _stage(out, "sweep", cfg["sweep"], _sweep(out), force, log)
     report = build_report(out)
     log(f"report: {report}")
     return report

@@ -12,7 +12,7 @@ from . import figures
 __all__ = ["build_report", "first_crossing", "RECORDS"]
 
 #: the records a report is built from, in OUT/records/NAME.json
-RECORDS = ("derivation", "verify", "alpha_sweep", "trajectory", "conditioning", "convergence")
+RECORDS = ("derivation", "verify", "alpha_sweep", "trajectory", "conditioning", "convergence", "sweep")
 
 _QUANTITIES = ("logit_gap", "p_true", "w_norm", "h_norm", "objective", "bias", "nc1", "nc2_h", "nc2_w", "nc3",
                "nc4", "orbit")
@@ -274,6 +274,17 @@ def _convergence_section(rec: dict) -> List[str]:
     return lines + [""]
 
 
+def _sweep_section(rec: dict, figures: List[Path], out: Path) -> List[str]:
+    c, s = rec["config"], rec["summary"]
+    lines = ["## 7. A small sweep", "",
+             f"`ufm sweep` over K in {c['classes']}, alpha in {c['alphas']}, lambda_W in {c['lambda_w']}, "
+             f"lambda_H in {c['lambda_h']}, n = {c['per_class']}, d = K, computing {', '.join(c['what'])}: "
+             f"{s['total']} points, {s['errors']} with errors. The store is `{rec['folder']}/sweep.sqlite`, the table "
+             f"`{rec['folder']}/results.csv`; `ufm plot {out / rec['folder']}` redraws these figures from the store.", ""]
+    lines += [f"![{p.stem}]({rec['folder']}/{p.name})" for p in figures]
+    return lines + [""]
+
+
 def build_report(out) -> Path:
     """Build the figures and ``report.md`` in ``out`` from ``out/records/*.json``."""
     out = Path(out)
@@ -285,6 +296,9 @@ def build_report(out) -> Path:
     figures.plot_conditioning(rec["conditioning"], out / "fig_conditioning.png")
     figures.plot_convergence(rec["convergence"], out / "fig_convergence.png", rule=rec["convergence"]["settings"]["rules"][0])
     figures.plot_rates(rec["convergence"], out / "fig_rates.png")
+    from .sweep_figures import plot_sweep
+
+    sweep_figs = plot_sweep(out / rec["sweep"]["folder"])
     env = rec["verify"]["environment"]
     d = rec["derivation"]
     lines = ["# ufm demo report", "",
@@ -311,6 +325,7 @@ def build_report(out) -> Path:
             "`derivations/hessian.md` (not written by the quick demo; `ufm derive --hessian --markdown` prints it)")
     lines += _conditioning_section(rec["conditioning"], link)
     lines += _convergence_section(rec["convergence"])
+    lines += _sweep_section(rec["sweep"], sweep_figs, out)
     lines += ["## Run time", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v['seconds']:.1f} |" for k, v in rec.items()]
     path = out / "report.md"

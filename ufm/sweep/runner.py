@@ -8,7 +8,10 @@ Per point, the components selected by ``what``:
   points sharing (K, d, n), compared with the closed form (``ufm.verify``): the worst error,
   the solver status and steps;
 * ``conditioning``: the symbolic condition number of each Hessian definition
-  (``ufm.theory.spectra``), and of ``full`` with b included when lambda_b = 0.
+  (``ufm.theory.spectra``), and of ``full`` with b included when lambda_b = 0;
+* ``convergence``: gradient descent from the point's seed under the ``local`` step rule
+  (``ufm.convergence``): steps until NC1, ||grad f|| and the orbit distance fall below each of
+  CONVERGENCE_EPS, the step size, and the measured and predicted local rates.
 
 Groups run in worker processes (``concurrent.futures.ProcessPoolExecutor``) or in the driver
 (``workers=0``); the driver alone writes the store, one transaction per finished group.
@@ -20,7 +23,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
+import multiprocessing
+import os
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -33,9 +37,11 @@ from .._validation import Interval, check_param
 from .spec import SweepSpec
 from .store import SweepStore
 
-__all__ = ["WHAT", "run_sweep", "sweep_status", "export_csv", "compute_group", "GROUP_SIZE"]
+__all__ = ["WHAT", "run_sweep", "sweep_status", "export_csv", "compute_group", "GROUP_SIZE", "ClusterError"]
 
-WHAT = ("closed-form", "solve", "conditioning")
+WHAT = ("closed-form", "solve", "conditioning", "convergence")
+#: tolerances of the convergence component
+CONVERGENCE_EPS = (1e-3, 1e-6, 1e-9)
 #: the most points one task solves as a batch
 GROUP_SIZE = 64
 _CONFIG = ("num_classes", "per_class", "dim", "lambda_w", "lambda_h", "lambda_b", "alpha", "seed")
@@ -68,7 +74,7 @@ def compute_group(points: Sequence[dict], what: Sequence[str], device: Optional[
     if "closed-form" in what:
         for r, cf in zip(results, _closed_forms(points)):
             r.update(cf)
-    problems = [_problem(p) for p in points]
+    problems = [_problem(p) for p in points] if {"solve", "conditioning", "convergence"} & set(what) else []
     if "solve" in what:
         from ..numerics.solver import solve
         from ..verify import compare, measure, worst_error
@@ -94,8 +100,31 @@ def compute_group(points: Sequence[dict], what: Sequence[str], device: Optional[
                 r[f"kappa_{dfn}"] = s.condition_number
                 if "condition_number_with_bias" in s.details:
                     r["kappa_full_with_bias"] = s.details["condition_number_with_bias"]
-    return [{"key": p["key"], "config": {k: p[k] for k in _CONFIG}, "result": r, "components": list(what),
-             "status": st, "error": er} for p, r, st, er in zip(points, results, status, error)]
+    if "convergence" in what:
+        from ..convergence import convergence
+
+        for i, (p, r) in enumerate(zip(problems, results)):
+            if not p.closed_form_applies or status[i] == "error":
+                continue
+            try:
+                c = convergence(p, alphas=[p.alpha], seeds=[points[i]["seed"]], eps=CONVERGENCE_EPS,
+                                rules=["local"], device=device)
+            except Exception as e:  # recorded, and the sweep goes on
+                status[i], error[i] = "error", f"{type(e).__name__}: {e}"
+                continue
+            row, pred = c["rows"][0], c["predictions"][0]
+            r.update({f"conv_{k}": v for k, v in row.items() if k.startswith("steps_") or k.startswith("rate_")})
+            r.update({"conv_lr": row["lr"], "conv_rate_predicted": pred["rate_predicted_full"],
+                      "conv_diverged_at": row["diverged_at"]})
+    return [{"key": p["key"], "config": {k: p[k] for k in _CONFIG}, "config_json": p.get("config_json"),
+             "result": r, "components": list(what), "status": st, "error": er}
+            for p, r, st, er in zip(points, results, status, error)]
+
+
+def _init_worker(workers: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 def _groups(points: Sequence[dict], size: int) -> List[List[dict]]:
@@ -105,24 +134,70 @@ def _groups(points: Sequence[dict], size: int) -> List[List[dict]]:
     return [g[i:i + size] for g in by_shape.values() for i in range(0, len(g), size)]
 
 
+class ClusterError(RuntimeError):
+    """A Dask scheduler cannot be reached (or dask.distributed is not installed)."""
+
+
+def _dask_executor(cluster: str, workers: Optional[int]):
+    """(executor, close) for ``local-dask`` (a LocalCluster of ``workers`` processes, default 2)
+    or ``dask://HOST:PORT`` (an existing scheduler)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ClusterError("--cluster needs dask.distributed: pip install 'ufm[cluster]'") from None
+    if cluster == "local-dask":
+        n = workers or 2
+        lc = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(lc)
+        client.run(_init_worker, n)  # each worker's share of the cores for torch
+
+        def close():
+            client.close()
+            lc.close()
+    elif cluster.startswith("dask://"):
+        address = "tcp://" + cluster[len("dask://"):]
+        try:
+            client = Client(address, timeout=10)
+        except (OSError, TimeoutError) as e:
+            raise ClusterError(f"the Dask scheduler at {address} cannot be reached: {e}") from None
+        close = client.close
+    else:
+        raise ClusterError(f"--cluster must be local-dask or dask://HOST:PORT. Got {cluster!r} instead.")
+    return client.get_executor(), close
+
+
 def run_sweep(spec: SweepSpec, out, *, workers: Optional[int] = None, executor: Optional[Executor] = None,
-              device: Optional[str] = None, progress: bool = False,
+              cluster: Optional[str] = None, device: Optional[str] = None, progress: bool = False,
               log: Optional[Callable[[str], None]] = None) -> dict:
     """Run (or resume) ``spec`` into the folder ``out``; returns counts and the run time.
 
     Points already in ``out/sweep.sqlite`` with every requested component are skipped. With
     only ``closed-form`` requested, all points are evaluated in the driver, vectorized. Else
     groups of at most GROUP_SIZE same-shape points go to ``executor`` (default: a pool of
-    ``workers`` processes; ``workers=0`` runs them in the driver). ``out/results.csv`` is
-    rewritten from the store at the end.
-    """
-    from tqdm import tqdm
+    ``workers`` processes; ``workers=0`` runs them in the driver; ``cluster``: ``local-dask``
+    or ``dask://HOST:PORT``, through dask.distributed's executor). The results do not depend
+    on the executor (fixed seeds). ``out/results.csv`` is rewritten from the store at the end.
 
+    Raises:
+        ClusterError: the scheduler cannot be reached; raised before anything is written.
+    """
     log = log or (lambda msg: None)
     if workers is not None:
         check_param("workers", workers, Interval("int", 0, None, "left"), "run_sweep")
     points = spec.points()  # validates every point before anything is written
-    out = Path(out)
+    close = None
+    if cluster is not None and set(spec.what) != {"closed-form"}:
+        executor, close = _dask_executor(cluster, workers)  # connects before anything is written
+    try:
+        return _run(spec, points, Path(out), workers, executor, device, progress, log)
+    finally:
+        if close is not None:
+            close()
+
+
+def _run(spec, points, out, workers, executor, device, progress, log) -> dict:
+    from tqdm import tqdm
+
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with SweepStore(out / "sweep.sqlite") as store:
@@ -131,13 +206,16 @@ def run_sweep(spec: SweepSpec, out, *, workers: Optional[int] = None, executor: 
         write_json(out / "spec.json", spec.to_dict())
         have = store.components()
         need = set(spec.what)
+        fresh = not have
         todo = [p for p in points if not need <= have.get(p["key"], set())]
         log(f"{len(points)} points, {len(points) - len(todo)} already done, {len(todo)} to compute")
         bar = tqdm(total=len(todo), disable=not progress, unit="pt", desc="sweep")
         if need == {"closed-form"}:
+            written = []  # with a fresh store, the table is exactly what is computed
             for i in range(0, len(todo), 20_000):
-                chunk = todo[i:i + 20_000]
-                bar.update(store.put_many(compute_group(chunk, ["closed-form"])))
+                records = compute_group(todo[i:i + 20_000], ["closed-form"])
+                bar.update(store.put_many(records, merge=not fresh))
+                written += records if fresh else []
         else:
             groups = _groups(todo, GROUP_SIZE)
             if executor is None and workers == 0:
@@ -145,7 +223,11 @@ def run_sweep(spec: SweepSpec, out, *, workers: Optional[int] = None, executor: 
                     bar.update(store.put_many(compute_group(g, spec.what, device)))
             else:
                 own = executor is None
-                pool = executor or ProcessPoolExecutor(max_workers=workers)
+                # spawn, not fork: a forked child of a process whose torch/OpenMP threads have run can hang;
+                # each worker gets its share of the cores (oversubscribed threads slow torch down many-fold)
+                n = workers or os.cpu_count() or 1
+                pool = executor or ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
+                                                       initializer=_init_worker, initargs=(n,))
                 try:
                     futures = [pool.submit(compute_group, g, spec.what, device) for g in groups]
                     for fut in as_completed(futures):
@@ -154,25 +236,44 @@ def run_sweep(spec: SweepSpec, out, *, workers: Optional[int] = None, executor: 
                     if own:
                         pool.shutdown(cancel_futures=True)
         bar.close()
-        export_csv(store, out / "results.csv")
+        if todo or not (out / "results.csv").is_file():
+            export_csv(store, out / "results.csv",
+                       records=sorted(written, key=lambda r: r["key"]) if need == {"closed-form"} and fresh else None)
         summary = {"total": len(points), "computed": len(todo), "errors": store.count("error"),
                    "seconds": time.perf_counter() - t0}
     return summary
 
 
-def export_csv(store: SweepStore, path) -> None:
-    """The tidy table: one row per point, configuration columns then result columns (atomic)."""
-    rows = store.rows()
+def export_csv(store: SweepStore, path, records: Optional[List[dict]] = None) -> None:
+    """The tidy table: one row per point, configuration columns then result columns (atomic);
+    the same table as ``results.parquet`` beside it when pyarrow is installed.
+
+    ``records``: the store's rows when the caller already holds them (a fresh sweep), in key order."""
+    rows = store.rows() if records is None else records
+    _export_parquet(rows, Path(path).with_suffix(".parquet"))
     keys = sorted({k for r in rows for k in r["result"]})
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["key", *_CONFIG, *keys, "status", "error"])
     for r in rows:
-        res = r["result"]
-        w.writerow([r["key"], *[r["config"][k] for k in _CONFIG],
-                    *["" if res.get(k) is None or (isinstance(res.get(k), float) and math.isnan(res[k])) else res[k]
-                      for k in keys], r["status"], r["error"] or ""])
+        res, cfg = r["result"], r["config"]
+        values = [res.get(k) for k in keys]
+        w.writerow([r["key"], *[cfg[k] for k in _CONFIG], *["" if v is None or v != v else v for v in values],
+                    r["status"], r["error"] or ""])  # v != v: NaN, written as an empty cell
     atomic_write_text(path, buf.getvalue())
+
+
+def _export_parquet(rows: List[dict], path: Path) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return
+    table = pa.Table.from_pylist([{"key": r["key"], **{k: r["config"][k] for k in _CONFIG}, **r["result"],
+                                   "status": r["status"], "error": r["error"]} for r in rows])
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
 
 
 def sweep_status(out) -> dict:

@@ -51,23 +51,26 @@ class SweepStore:
         """key -> the components already computed for it."""
         return {k: set(json.loads(c)) for k, c in self.conn.execute("SELECT key, components FROM points")}
 
-    def put_many(self, records: Iterable[dict]) -> int:
+    def put_many(self, records: Iterable[dict], merge: bool = True) -> int:
         """Write finished points in one transaction (all or nothing). Each record has ``key``,
-        ``config``, ``result`` (merged into what is stored), ``components``, ``status``, ``error``."""
+        ``config``, ``result`` (merged into what is stored unless ``merge`` is False: the caller
+        knows none of the keys is stored yet), ``components``, ``status``, ``error``."""
         records = list(records)
         old = {}
-        keys = [r["key"] for r in records]
+        keys = [r["key"] for r in records] if merge else []
         for i in range(0, len(keys), 500):
             chunk = keys[i:i + 500]
             q = f"SELECT key, result, components FROM points WHERE key IN ({','.join('?' * len(chunk))})"
             old.update({k: (json.loads(r), set(json.loads(c))) for k, r, c in self.conn.execute(q, chunk)})
-        rows = []
+        rows, comps_json = [], {}
         for r in records:
             result, comps = old.get(r["key"], ({}, set()))
             result = {**result, **r["result"]}
-            comps = sorted(comps | set(r["components"]))
-            rows.append((r["key"], json.dumps(r["config"]), json.dumps(result), json.dumps(comps), r["status"],
-                         r.get("error")))
+            comps = tuple(sorted(comps | set(r["components"])))
+            if comps not in comps_json:
+                comps_json[comps] = json.dumps(list(comps))
+            rows.append((r["key"], r.get("config_json") or json.dumps(r["config"]), json.dumps(result),
+                         comps_json[comps], r["status"], r.get("error")))
         with self.conn:
             self.conn.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?)", rows)
         return len(rows)
