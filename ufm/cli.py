@@ -284,13 +284,15 @@ def _cmd_solve(args) -> int:
     return 0
 
 
-def _float_list(text: str, flag: str, command: str) -> List[float]:
+def _values(text: str, flag: str, command: str, kind: type = float) -> list:
+    """Comma-separated numbers (``kind`` float or int), at least one; else a one-line usage error."""
+    what = "numbers" if kind is float else "ints"
     try:
-        values = [float(x) for x in text.split(",") if x.strip()]
+        values = [kind(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise UsageError(f"ufm {command}: error: {flag} must be comma-separated numbers. Got {text!r} instead.")
+        raise UsageError(f"ufm {command}: error: {flag} must be comma-separated {what}. Got {text!r} instead.")
     if not values:
-        raise UsageError(f"ufm {command}: error: {flag} must hold at least one number. Got {text!r} instead.")
+        raise UsageError(f"ufm {command}: error: {flag} must hold at least one {what[:-1]}. Got {text!r} instead.")
     return values
 
 
@@ -307,7 +309,7 @@ def _cmd_conditioning(args) -> int:
     from .conditioning import conditioning, summarize
 
     problem = _problem(args)
-    alphas = [args.alpha] if args.alphas is None else _float_list(args.alphas, "--alphas", "conditioning")
+    alphas = [args.alpha] if args.alphas is None else _values(args.alphas, "--alphas", "conditioning")
     if not (args.max_gib > 0 and math.isfinite(args.max_gib)):
         raise UsageError(f"ufm conditioning: error: --max-gib must be a float in the range (0, inf). "
                          f"Got {args.max_gib} instead.")
@@ -345,10 +347,10 @@ def _cmd_convergence(args) -> int:
     from .convergence import QUANTITIES, RULES, convergence
 
     problem = _problem(args)
-    alphas = _float_list(args.alphas, "--alphas", "convergence")
+    alphas = _values(args.alphas, "--alphas", "convergence")
     if args.seeds < 1:
         raise UsageError(f"ufm convergence: error: --seeds must be an int in the range [1, inf). Got {args.seeds} instead.")
-    eps = _float_list(args.eps, "--eps", "convergence")
+    eps = _values(args.eps, "--eps", "convergence")
     rules = _name_list(args.rules, "--rules", "convergence", RULES)
     out = convergence(problem, alphas=alphas, seeds=range(args.seeds), eps=eps, rules=rules,
                       max_steps=args.max_steps, record_every=args.record_every, init_scale=args.init_scale,
@@ -404,12 +406,12 @@ def _cmd_sweep(args) -> int:
         for d in args.dims.split(","):
             d = d.strip()
             dims.append(int(d) if d.lstrip("-").isdigit() else d)
-        spec = SweepSpec(alphas=_float_list(args.alphas, "--alphas", "sweep"),
-                         classes=_int_values(args.classes, "--classes"), dims=dims,
-                         per_class=_int_values(args.per_class, "--per-class"),
-                         lambda_w=_float_list(args.lambda_w, "--lambda-w", "sweep"),
-                         lambda_h=_float_list(args.lambda_h, "--lambda-h", "sweep"),
-                         lambda_b=_float_list(args.lambda_b, "--lambda-b", "sweep"), seeds=args.seeds,
+        spec = SweepSpec(alphas=_values(args.alphas, "--alphas", "sweep"),
+                         classes=_values(args.classes, "--classes", "sweep", int), dims=dims,
+                         per_class=_values(args.per_class, "--per-class", "sweep", int),
+                         lambda_w=_values(args.lambda_w, "--lambda-w", "sweep"),
+                         lambda_h=_values(args.lambda_h, "--lambda-h", "sweep"),
+                         lambda_b=_values(args.lambda_b, "--lambda-b", "sweep"), seeds=args.seeds,
                          what=_name_list(args.what, "--what", "sweep", WHAT))
     if args.cluster is not None and not (args.cluster == "local-dask" or args.cluster.startswith("dask://")):
         raise UsageError(f"ufm sweep: error: --cluster must be local-dask or dask://HOST:PORT. "
@@ -438,27 +440,10 @@ def _cmd_plot(args) -> int:
     return 0
 
 
-def _int_values(text: str, flag: str) -> List[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise UsageError(f"ufm sweep: error: {flag} must be comma-separated ints. Got {text!r} instead.")
-    if not values:
-        raise UsageError(f"ufm sweep: error: {flag} must hold at least one int. Got {text!r} instead.")
-    return values
-
-
-def _int_list(text: str, flag: str) -> List[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UsageError(f"ufm verify: error: {flag} must be comma-separated ints. Got {text!r} instead.")
-
-
 def _cmd_verify(args) -> int:
     from .verify import default_grid, verify
 
-    classes = _int_list(args.classes, "--classes")
+    classes = _values(args.classes, "--classes", "verify", int)
     if not classes or any(k < 2 for k in classes):
         raise UsageError(f"ufm verify: error: --classes must hold ints >= 2. Got {args.classes!r} instead.")
     if args.seeds < 1:
