@@ -149,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--json", action="store_true", help="print JSON (rows, predictions, trajectories)")
 
-    p = sub.add_parser("sweep", help="a grid of problems: closed form, solve, conditioning per point; resumable")
+    p = sub.add_parser("sweep", help="a grid of problems: closed form, solve, conditioning, convergence per point; "
+                                     "resumable")
     p.add_argument("--out", default=None, help="output folder (sweep.sqlite, results.csv, spec.json); required to run")
     p.add_argument("--config", default=None, help="a TOML file with the keys below (instead of the flags)")
     p.add_argument("--alphas", default="0,0.05,0.1", help="comma-separated smoothing factors (default 0,0.05,0.1)")
