@@ -13,7 +13,6 @@ import math
 import warnings
 from typing import Dict, List, Optional, Sequence
 
-import torch
 
 from ._validation import Interval, InvalidParameterError, Options, UFMWarning, check_param, require_closed_form
 from .numerics.hessian import DENSE_LIMIT_BYTES, numeric_spectrum

@@ -35,7 +35,7 @@ its measured rate is fitted to log NC1 where 1e-24 < NC1 < ``fit_below``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np

@@ -12,7 +12,7 @@ import json
 import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import List, Sequence, Union
+from typing import List, Union
 
 from .._validation import Interval, InvalidParameterError, check_param
 from ..problem import UFMProblem

@@ -22,7 +22,7 @@ the largest eigenvalue over the smallest one off the null space.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import List, Optional
 
 import numpy as np
