@@ -118,6 +118,18 @@ def warn_closed_form(K: int, d: int, caller: str) -> None:
     )
 
 
+def check_alphas(alphas, where: str) -> list:
+    """A non-empty list of smoothing factors in [0, 1), in order, without repeats."""
+    alphas = list(dict.fromkeys(float(a) for a in alphas))  # in order, without repeats
+    if not alphas:
+        raise InvalidParameterError(f"The 'alphas' parameter of {where} must hold at least one value in [0, 1). "
+                                    "Got an empty list instead.", param="alphas", value=[],
+                                    expected="at least one value in [0, 1)")
+    for a in alphas:
+        check_param("alphas", a, Interval("float", 0, 1, "left"), where)
+    return alphas
+
+
 def require_closed_form(K: int, d: int, caller: str) -> None:
     """Raise (naming d and its range) unless d >= K - 1, where the closed-form minimizer exists."""
     if d < K - 1:

@@ -14,24 +14,13 @@ import warnings
 from typing import Dict, List, Optional, Sequence
 
 
-from ._validation import Interval, InvalidParameterError, Options, UFMWarning, check_param, require_closed_form
+from ._validation import Interval, InvalidParameterError, Options, UFMWarning, check_alphas, check_param, require_closed_form
 from .numerics.hessian import DENSE_LIMIT_BYTES, numeric_spectrum
 from .numerics.solver import solve
 from .problem import UFMProblem
 from .theory.spectra import DEFINITIONS, Spectrum, symbolic_spectrum
 
 __all__ = ["conditioning", "numeric_minimizers", "summarize", "compare_sources", "DEFINITIONS"]
-
-
-def _check_alphas(alphas: Sequence[float], where: str) -> List[float]:
-    alphas = list(dict.fromkeys(float(a) for a in alphas))  # in order, without repeats
-    if not alphas:
-        raise InvalidParameterError(f"The 'alphas' parameter of {where} must hold at least one value in [0, 1). "
-                                    "Got an empty list instead.", param="alphas", value=[],
-                                    expected="at least one value in [0, 1)")
-    for a in alphas:
-        check_param("alphas", a, Interval("float", 0, 1, "left"), where)
-    return alphas
 
 
 def numeric_minimizers(problems: Sequence[UFMProblem], seed: int = 0, tol: float = 1e-12, device=None):
@@ -57,7 +46,7 @@ def conditioning(problem: UFMProblem, alphas: Optional[Sequence[float]] = None,
     if not isinstance(problem, UFMProblem):
         raise InvalidParameterError(f"The 'problem' parameter of conditioning must be a UFMProblem. "
                                     f"Got {type(problem).__name__} instead.")
-    alphas = _check_alphas([problem.alpha] if alphas is None else alphas, "conditioning")
+    alphas = check_alphas([problem.alpha] if alphas is None else alphas, "conditioning")
     definitions = list(definitions)
     for dfn in definitions:
         check_param("definitions", dfn, Options(DEFINITIONS), "conditioning")

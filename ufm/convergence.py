@@ -41,12 +41,13 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ._validation import Interval, InvalidParameterError, Options, check_param, require_closed_form
+from ._validation import Interval, InvalidParameterError, Options, check_alphas, check_param, require_closed_form
 from .metrics.nc import class_statistics_balanced, nc1 as nc1_measure
 from .numerics.solver import UFMObjective
 from .problem import UFMProblem
 from .theory.closed_form import closed_form, explicit_minimizer
 from .theory.spectra import DEFINITIONS, symbolic_spectrum
+from .verify import orbit_distances
 
 __all__ = ["convergence", "RULES", "QUANTITIES", "predicted_rate", "fit_rate"]
 
@@ -70,17 +71,6 @@ def fit_rate(steps: np.ndarray, values: np.ndarray, below: float, floor: float =
         return None
     slope = np.polyfit(steps[keep], np.log(values[keep]), 1)[0]
     return float(math.exp(slope))
-
-
-def _orbit_distances(Ws, Hs, W, H, b, lambda_b) -> torch.Tensor:
-    """Batched Procrustes distance to the orbits of (Ws, Hs, 0), relative to ||(Ws, Hs)||."""
-    A = W.transpose(1, 2) @ Ws + H @ Hs.transpose(1, 2)  # (B, d, d)
-    U, _, Vh = torch.linalg.svd(A)
-    Q = U @ Vh
-    bias = torch.where(lambda_b[:, None] > 0, b, b - b.mean(1, keepdim=True))
-    dist2 = ((W - Ws @ Q.transpose(1, 2)) ** 2).sum((1, 2)) + ((H - Q @ Hs) ** 2).sum((1, 2)) + (bias ** 2).sum(1)
-    scale = torch.sqrt((Ws ** 2).sum((1, 2)) + (Hs ** 2).sum((1, 2)))
-    return torch.sqrt(dist2) / torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
 @dataclass
@@ -121,7 +111,7 @@ def _gd(problems: List[UFMProblem], seeds: List[int], lr: float, max_steps: int,
             _, centered, sw, sb = class_statistics_balanced(H, obj.n)
             gn = torch.linalg.vector_norm(g, dim=1)
             rec = {"nc1": nc1_measure(sw, sb, obj.K, centered_means=centered), "grad_norm": gn,
-                   "gap": f - fstar, "orbit": _orbit_distances(Ws, Hs, W, H, b, obj.lambda_b)}
+                   "gap": f - fstar, "orbit": orbit_distances(Ws, Hs, W, H, b, obj.lambda_b)}
             traj["step"].append(step)
             for q in QUANTITIES:
                 traj[q].append(torch.where(diverged, torch.full_like(rec[q], math.nan), rec[q]).cpu().numpy())
@@ -174,9 +164,7 @@ def convergence(problem: UFMProblem, alphas: Sequence[float] = (0.0, 0.1), seeds
     if not isinstance(problem, UFMProblem):
         raise InvalidParameterError(f"The 'problem' parameter of convergence must be a UFMProblem. "
                                     f"Got {type(problem).__name__} instead.")
-    from .conditioning import _check_alphas
-
-    alphas = _check_alphas(alphas, "convergence")
+    alphas = check_alphas(alphas, "convergence")
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise InvalidParameterError("The 'seeds' parameter of convergence must hold at least one seed. "

@@ -27,7 +27,7 @@ from .numerics.solver import SolveResult, solve
 from .problem import UFMProblem
 from .theory.closed_form import ClosedForm, closed_form, explicit_minimizer
 
-__all__ = ["measure", "compare", "worst_error", "orbit_distance", "default_grid", "verify", "group_by_shape",
+__all__ = ["measure", "compare", "worst_error", "orbit_distance", "orbit_distances", "default_grid", "verify", "group_by_shape",
            "CHECKED", "NC_CHECKED"]
 
 CHECKED = ("logit_gap", "p_true", "w_norm", "h_norm", "objective", "bias")
@@ -69,13 +69,22 @@ def measure(result: SolveResult, i: int, nc1_variant: str = "normalized") -> dic
 def orbit_distance(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor) -> float:
     """Relative distance of (W, H, b) to the orbit {(W* Q^T, Q H*, b*)} of exact minimizers."""
     Ws, Hs, _ = explicit_minimizer(problem, dtype=torch.float64, device=W.device)
-    A = W.T @ Ws + H @ Hs.T  # (d, d); the optimal Q maximizes <Q, A>
+    lambda_b = torch.tensor([problem.lambda_b], dtype=torch.float64, device=W.device)
+    return float(orbit_distances(Ws[None], Hs[None], W[None], H[None], b[None], lambda_b)[0])
+
+
+def orbit_distances(Ws: torch.Tensor, Hs: torch.Tensor, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor,
+                    lambda_b: torch.Tensor) -> torch.Tensor:
+    """Batched :func:`orbit_distance`: (B,) distances of (W, H, b) (B, K, d), (B, d, N), (B, K) to
+    the orbits of (Ws, Hs, b*), relative to ||(Ws, Hs)|| (absolute where that is 0); b* = 0 where
+    lambda_b (B,) > 0, else the line b0 1. Procrustes: the optimal Q maximizes <Q, W^T Ws + H Hs^T>."""
+    A = W.transpose(1, 2) @ Ws + H @ Hs.transpose(1, 2)  # (B, d, d)
     U, _, Vh = torch.linalg.svd(A)
     Q = U @ Vh
-    bias = b if problem.lambda_b > 0 else b - b.mean()
-    dist2 = (W - Ws @ Q.T).pow(2).sum() + (H - Q @ Hs).pow(2).sum() + bias.pow(2).sum()
-    scale = math.sqrt(float(Ws.pow(2).sum() + Hs.pow(2).sum()))
-    return math.sqrt(float(dist2)) / scale if scale > 0 else math.sqrt(float(dist2))
+    bias = torch.where(lambda_b[:, None] > 0, b, b - b.mean(1, keepdim=True))
+    dist2 = ((W - Ws @ Q.transpose(1, 2)) ** 2).sum((1, 2)) + ((H - Q @ Hs) ** 2).sum((1, 2)) + (bias ** 2).sum(1)
+    scale = torch.sqrt((Ws ** 2).sum((1, 2)) + (Hs ** 2).sum((1, 2)))
+    return torch.sqrt(dist2) / torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
 def compare(problem: UFMProblem, measured: dict, cf: Optional[ClosedForm] = None) -> dict:

@@ -25,7 +25,7 @@ import torch
 from .._validation import Interval, InvalidParameterError, Options, UFMWarning, check_param
 from ..losses import label_smoothing_cross_entropy, smoothed_targets
 from ..problem import UFMProblem
-from ..theory.spectra import DEFINITIONS, Spectrum, distinct
+from ..theory.spectra import DEFINITIONS, Spectrum, distinct, rotation_null_dim
 from .solver import UFMObjective
 
 __all__ = ["objective_single", "dense_hessian", "DenseSpectrum", "spectrum", "symmetry_null_dim", "top_eigenvalues",
@@ -88,10 +88,6 @@ def _restricted(problem: UFMProblem, W, H, b, parts):
 def _num_params(problem: UFMProblem, parts) -> int:
     sizes = dict(zip(PARTS, _layout(problem).sizes))
     return sum(sizes[p] for p in parts)
-
-
-def _flat(problem: UFMProblem, W, H, b) -> torch.Tensor:
-    return _layout(problem, W.device).pack(W[None], H[None], b[None])[0].to(torch.float64)
 
 
 def hessian_bytes(problem: UFMProblem, parts=PARTS) -> int:
@@ -182,7 +178,7 @@ def symmetry_null_dim(problem: UFMProblem, trivial: bool) -> int:
     if not trivial and d < K - 1:
         raise InvalidParameterError(f"The 'dim' parameter of symmetry_null_dim must be an int in the range "
                                     f"[K-1, inf) = [{K - 1}, inf) for a collapsed minimizer. Got {d} instead.")
-    rot = 0 if trivial else d * (d - 1) // 2 - (d - K + 1) * (d - K) // 2
+    rot = 0 if trivial else rotation_null_dim(K, d)
     return rot + (1 if problem.lambda_b == 0 else 0)
 
 
