@@ -1,8 +1,10 @@
 """Hessian of the UFM objective in (W, H, b): dense spectra, Lanczos, the symmetry null space.
 
-Groundwork for the conditioning analysis: the full Hessian of f (README, "Conventions")
-with respect to all parameters, flattened in the solver's layout (``UFMObjective.pack``:
-W row-major, then H, then b), in float64.
+The numerical side of the conditioning analysis (README, "Conditioning"): Hessians of f in
+any of W, H, b (``parts``), flattened in the solver's layout (``UFMObjective.pack``: W
+row-major, then H, then b), in float64; :func:`numeric_spectrum` gives the spectrum of each
+operator of ``ufm.theory.spectra`` at a numerical point, dense or (past the memory limit) by
+Lanczos.
 
 At a collapsed minimizer the Hessian has an exact null space from the rotational
 symmetry W -> W Q^T, H -> Q H (Q orthogonal d x d): its dimension is that of the orbit,
