@@ -55,6 +55,10 @@ FORBIDDEN = {
     "ufm/sweep": ["ufm.demo", "ufm.report", "ufm.cli", "sympy"],
     "ufm/theory/closed_form.py": ["sympy"],
     "ufm/problem.py": ["ufm.theory", "ufm.numerics", "ufm.metrics", "torch", "sympy"],
+    "ufm/dnn": ["ufm.numerics", "ufm.verify", "ufm.conditioning", "ufm.convergence", "ufm.sweep", "ufm.demo",
+                "ufm.report", "ufm.cli", "sympy"],
+    "ufm/executors.py": ["ufm.theory", "ufm.numerics", "ufm.metrics", "ufm.dnn", "ufm.sweep", "ufm.demo",
+                         "ufm.report", "ufm.cli"],
 }
 
 

@@ -68,16 +68,19 @@ def test_demo_quick_writes_records_figures_and_report(tmp_path, capsys):
                  "fig_conditioning.png", "fig_convergence.png", "fig_rates.png", "records/conditioning.json",
                  "records/convergence.json", "records/verify.json", "records/trajectory.json", "records/sweep.json",
                  "sweep/sweep.sqlite", "sweep/results.csv", "sweep/fig_sweep_kappa.png",
-                 "records/alpha_sweep.json"):
+                 "records/alpha_sweep.json", "records/experiment.json", "experiment/report.md",
+                 "experiment/nc_vs_epoch.png", "experiment/runs/alpha=0.1-seed=0/metrics.jsonl",
+                 "experiment-ufm/metrics.jsonl"):
         assert (out_dir / name).is_file(), name
     report = (out_dir / "report.md").read_text()
     assert "points agree with the closed form" in report
     assert "## 5. Conditioning" in report and "## 6. Convergence" in report and "In plain words" in report
+    assert "## 8. Networks: CE vs LS" in report and "| w_norm | 1.5997 |" in report
     record = json.loads((out_dir / "records" / "verify.json").read_text())
     assert record["environment"]["torch"] and record["config"]["tol"] == 1e-6
     # A second run reuses every stage; the report is rebuilt from the records alone.
     code, out, _ = run(capsys, "demo", "--quick", "--out", str(out_dir))
-    assert code == 0 and out.count("reusing") == 7
+    assert code == 0 and out.count("reusing") == 8
     (out_dir / "fig_alpha.png").unlink()
     (out_dir / "report.md").unlink()
     code, out, _ = run(capsys, "report", str(out_dir))

@@ -561,3 +561,56 @@ def test_nc1_gram_route_equals_the_d_by_d_eigenproblem(K, d):
     direct = nc1(st.sigma_w, st.sigma_b, K)
     gram = nc1(st.sigma_w, st.sigma_b, K, centered_means=M)
     assert float(gram) == pytest.approx(float(direct), rel=1e-10)
+
+
+@pytest.mark.parametrize("K, d", [(4, 16), (5, 3), (3, 2)])
+def test_two_pass_equals_nc_metrics_and_merges_shards_exactly(K, d):
+    """TwoPassNC (NC1 from the span of the class means) against nc_metrics (full Sigma_W), in one
+    process and as two shards merged with a summing all_reduce."""
+    from ufm.metrics.nc import TwoPassNC
+
+    g = torch.Generator().manual_seed(K * 10 + d)
+    M = 3 * torch.randn(K, d, generator=g, dtype=torch.float64)
+    y = torch.arange(211) % K
+    X = (M[y] + torch.randn(211, d, generator=g, dtype=torch.float64)).float()
+    W, b = torch.randn(K, d, generator=g), torch.randn(K, generator=g)
+    ref = nc_metrics(X, y, W, b)
+    one = TwoPassNC(K, d, W, b)
+    for s in range(0, 211, 50):
+        one.update_means(X[s:s + 50], y[s:s + 50])
+    one.finish_means()
+    for s in range(0, 211, 50):
+        one.update_span(X[s:s + 50], y[s:s + 50])
+    got = one.measures()
+    assert set(got) == set(ref)
+    for key in ref:
+        assert got[key] == pytest.approx(ref[key], rel=1e-10, abs=1e-13), key
+    # two "processes" (threads) on shards, merged by a summing all_reduce entered by both
+    import threading
+
+    barrier, slots = threading.Barrier(2), [None, None]
+
+    def make_reduce(rank):
+        def all_reduce(t):
+            slots[rank] = t.clone()
+            barrier.wait()
+            t.copy_(slots[0] + slots[1])
+            barrier.wait()
+        return all_reduce
+
+    results = [None, None]
+
+    def process(rank, xs, ys):
+        acc, reduce = TwoPassNC(K, d, W, b), make_reduce(rank)
+        acc.update_means(xs, ys)
+        acc.finish_means(reduce)
+        acc.update_span(xs, ys)
+        results[rank] = acc.measures(reduce)
+
+    threads = [threading.Thread(target=process, args=(0, X[:90], y[:90])),
+               threading.Thread(target=process, args=(1, X[90:], y[90:]))]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    for got in results:
+        for key in ref:
+            assert got[key] == pytest.approx(ref[key], rel=1e-10, abs=1e-13), key

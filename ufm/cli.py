@@ -11,6 +11,7 @@ import math
 import sys
 import time
 import warnings
+from pathlib import Path
 from typing import List, Optional
 
 from ._version import __version__
@@ -85,6 +86,84 @@ def _solver_flags(p: argparse.ArgumentParser, tol: float) -> None:
     g.add_argument("--init-scale", type=_float_in("(0, inf)"), default=1.0, help="initial entries ~ N(0, s^2/d) (default 1)")
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     g.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="default float64")
+
+
+_TRAIN_FLAGS = [  # (flag, TrainConfig key, type, help); defaults are TrainConfig's
+    ("--dataset", "dataset", str, "gaussian, mnist1d, digits, fashion-mnist; with torchvision: mnist, cifar10, "
+                                  "cifar100, stl10, tinyimagenet (default mnist1d)"),
+    ("--data-dir", "data_dir", str, "folder holding datasets (default $UFM_DATA, then standard places)"),
+    ("--val-fraction", "val_fraction", float, "fraction of each class held out for temperature scaling (default 0.1)"),
+    ("--data-seed", "data_seed", int, "seed of the data and its split (default 0)"),
+    ("--train-per-class", "train_per_class", int, "balanced subset: training samples per class"),
+    ("--test-per-class", "test_per_class", int, "balanced subset: test samples per class"),
+    ("--model", "model", str, "mlp, cnn, resnet18, resnet50 (default mlp)"),
+    ("--loss", "loss", str, "label_smoothing (default; alpha = 0 is CE)"),
+    ("--alpha", "alpha", float, "label smoothing in [0, 1); 0 is CE (default 0)"),
+    ("--epochs", "epochs", int, "default 30"),
+    ("--batch-size", "batch_size", int, "global batch size (default 128)"),
+    ("--lr", "lr", float, "initial learning rate (default 0.05)"),
+    ("--momentum", "momentum", float, "SGD momentum (default 0.9)"),
+    ("--schedule", "schedule", str, "multistep, cosine or constant (default multistep)"),
+    ("--milestones", "milestones", "ints", "multistep: epochs after which lr is multiplied by --gamma, e.g. 150,350"),
+    ("--gamma", "gamma", float, "multistep factor (default 0.1)"),
+    ("--mode", "mode", str, "standard (weight decay on everything) or ufm (explicit lambda_W, lambda_H, lambda_b)"),
+    ("--weight-decay", "weight_decay", float, "standard mode: weight decay of every parameter (default 5e-4)"),
+    ("--lambda-w", "lambda_w", float, "ufm mode: penalty on the classifier W (default 5e-4)"),
+    ("--lambda-h", "lambda_h", float, "ufm mode: penalty on the features H, full-data scale (default 5e-4)"),
+    ("--lambda-b", "lambda_b", float, "ufm mode: penalty on the bias b (default 0)"),
+    ("--backbone-weight-decay", "backbone_weight_decay", float, "ufm mode: weight decay of the backbone (default 0)"),
+    ("--seed", "seed", int, "seed of the initialization and minibatch order (default 0)"),
+    ("--device", "device", str, "auto, cpu, cuda, cuda:N (default auto)"),
+    ("--dtype", "dtype", str, "float32 or float64 (default float32)"),
+    ("--eval-every", "eval_every", int, "record metrics every E epochs (default 1)"),
+    ("--eval-batch-size", "eval_batch_size", int, "default 1024"),
+    ("--n-bins", "n_bins", int, "ECE bins (default 15)"),
+    ("--checkpoint-every", "checkpoint_every", int, "checkpoint every C epochs (default 1)"),
+]
+_FLAGS.update({key: flag for flag, key, _, _ in _TRAIN_FLAGS})
+
+
+def _option(text: str):
+    """KEY=VALUE with VALUE an int, a float, true/false, or a string."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"must be KEY=VALUE. Got {text!r} instead.")
+    key, value = text.split("=", 1)
+    low = value.strip().lower()
+    if low in ("true", "false"):
+        return key.strip(), low == "true"
+    for kind in (int, float):
+        try:
+            return key.strip(), kind(value)
+        except ValueError:
+            pass
+    return key.strip(), value
+
+
+def _plain(kind: type):
+    """A number parser; the range is checked (and named) by TrainConfig."""
+    article = "an int" if kind is int else "a float"
+
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {article}. Got {text!r} instead.")
+    return parse
+
+
+def _train_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="the run folder (resumed if it holds this run)")
+    p.add_argument("--config", default=None, help="a TOML file of TrainConfig keys; flags override it")
+    g = p.add_argument_group("run (README, DNN experiments)")
+    for flag, key, kind, help_ in _TRAIN_FLAGS:
+        g.add_argument(flag, dest=key, default=None, help=help_,
+                       type={"ints": str, int: _plain(int), float: _plain(float), str: str}[kind])
+    g.add_argument("--dataset-option", dest="dataset_options", action="append", type=_option, default=[],
+                   metavar="KEY=VALUE", help="dataset option, e.g. num_classes=5 for gaussian (repeatable)")
+    g.add_argument("--model-option", dest="model_options", action="append", type=_option, default=[],
+                   metavar="KEY=VALUE", help="model option, e.g. width=512, depth=4, batchnorm=true (repeatable)")
+    g.add_argument("--download", action="store_true", help="let torchvision download a missing dataset")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,6 +255,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("derive", help="print the symbolic derivation of the minimizer (or of the Hessian spectra)")
     p.add_argument("--markdown", action="store_true", help="print it as Markdown with LaTeX")
     p.add_argument("--hessian", action="store_true", help="the Hessian spectra instead (takes about a minute)")
+
+    p = sub.add_parser("train", help="train a network under CE or LS, recording NC metrics and calibration "
+                                     "(resumable; torchrun for several GPUs)")
+    _train_flags(p)
+
+    p = sub.add_parser("experiment", help="run a bundled (or TOML) experiment: CE vs LS runs, figures, UFM checks")
+    p.add_argument("experiment", nargs="?", help="a bundled name (see --list) or a FILE.toml")
+    p.add_argument("--out", default=None, help="output folder (default ufm-experiments/NAME)")
+    p.add_argument("--list", action="store_true", help="list the bundled experiments and exit")
+    p.add_argument("--epochs", type=_int_in("[1, inf)"), default=None, help="override the epochs of every run")
+    p.add_argument("--seeds", type=_int_in("[1, inf)"), default=None, help="override: seeds 0..N-1")
+    p.add_argument("--workers", type=_int_in("[0, inf)"), default=None,
+                   help="worker processes (default one per CPU, at most one per run; 0: one run at a time here)")
+    p.add_argument("--cluster", default=None, help="local-dask or dask://HOST:PORT (needs ufm[cluster])")
+    p.add_argument("--device", default=None, help="override the device of every run (auto, cpu, cuda, cuda:N)")
+    p.add_argument("--data-dir", default=None, help="folder holding datasets (default $UFM_DATA, then standard places)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("validate", help="confront the UFM's predictions with trained runs")
+    p.add_argument("runs", nargs="+", help="run folders (of ufm train or ufm experiment)")
+    p.add_argument("--json", action="store_true", help="print JSON (with the per-epoch curves)")
 
     p = sub.add_parser("demo", help="run a short version of everything and write a report")
     p.add_argument("--out", default="ufm-demo", help="output folder (default ufm-demo)")
@@ -417,7 +517,7 @@ def _cmd_sweep(args) -> int:
     if args.cluster is not None and not (args.cluster == "local-dask" or args.cluster.startswith("dask://")):
         raise UsageError(f"ufm sweep: error: --cluster must be local-dask or dask://HOST:PORT. "
                          f"Got {args.cluster!r} instead.")
-    from .sweep.runner import ClusterError
+    from .executors import ClusterError
 
     try:
         summary = run_sweep(spec, args.out, workers=args.workers, cluster=args.cluster, device=args.device,
@@ -515,7 +615,109 @@ def _cmd_report(args) -> int:
     return 0
 
 
-_COMMANDS = {"closed-form": _cmd_closed_form, "solve": _cmd_solve, "verify": _cmd_verify, "derive": _cmd_derive,
+def _train_config(args, where: str):
+    """TrainConfig from --config (TOML keys) overridden by the flags given."""
+    from .dnn.config import TrainConfig
+
+    base = {}
+    if args.config:
+        from .dnn.experiment import tomllib
+
+        if not Path(args.config).is_file():
+            raise UsageError(f"ufm {where}: error: --config file {args.config!r} not found.")
+        try:
+            base = tomllib.loads(Path(args.config).read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise UsageError(f"ufm {where}: error: --config {args.config!r} is not valid TOML: {e}")
+    for flag, key, kind, _ in _TRAIN_FLAGS:
+        value = getattr(args, key)
+        if value is None:
+            continue
+        if kind == "ints":
+            try:
+                value = [int(v) for v in value.split(",") if v.strip()]
+            except ValueError:
+                raise UsageError(f"ufm {where}: error: {flag} must be comma-separated ints. Got {value!r} instead.")
+        base[key] = value
+    for key in ("dataset_options", "model_options"):
+        if getattr(args, key):
+            base[key] = {**base.get(key, {}), **dict(getattr(args, key))}
+    if args.download:
+        base["dataset_options"] = {**base.get("dataset_options", {}), "download": True}
+    return TrainConfig.from_dict(base, where=args.config or "the command line")
+
+
+def _cmd_train(args) -> int:
+    from .dnn.train import train
+
+    config = _train_config(args, "train")
+    summary = train(config, args.out, progress=not args.quiet and sys.stderr.isatty(),
+                    log=lambda m: print(m, file=sys.stderr))
+    if summary["final"]:  # rank 0
+        for split in ("train", "val", "test"):
+            r = summary["final"].get(split)
+            if r:
+                print(f"{split:>5}: epoch {r['epoch']}  loss {r['loss']:.4f}  error {r['error']:.4f}  "
+                      f"NC1 {r['nc1']:.4g}  NC2_h {r['nc2_h']:.3f}  NC3 {r['nc3']:.3f}  ECE {r['ece']:.4f}")
+        print(f"records: {Path(args.out) / 'metrics.jsonl'}")
+    return 0
+
+
+def _cmd_experiment(args) -> int:
+    from .dnn.experiment import BUNDLED, load_experiment, run_experiment
+    from .executors import ClusterError
+    from .report.dnn_figures import plot_experiment
+
+    if args.list or not args.experiment:
+        for name in BUNDLED:
+            print(f"{name:20s} {load_experiment(name).description}")
+        return 0
+    try:
+        spec = load_experiment(args.experiment)
+    except InvalidParameterError as e:  # a key of the file, not a flag: the message names it as such
+        raise UsageError(f"ufm experiment: error: {e}")
+    changes = {k: v for k, v in (("epochs", args.epochs), ("device", args.device), ("data_dir", args.data_dir))
+               if v is not None}
+    if changes:
+        spec = spec.override(**changes)
+    if args.seeds is not None:
+        spec = type(spec)(spec.name, spec.base, {**spec.grid, "seed": list(range(args.seeds))}, spec.description)
+    if args.cluster is not None and not (args.cluster == "local-dask" or args.cluster.startswith("dask://")):
+        raise UsageError(f"ufm experiment: error: --cluster must be local-dask or dask://HOST:PORT. "
+                         f"Got {args.cluster!r} instead.")
+    out = args.out or str(Path("ufm-experiments") / spec.name)
+    try:
+        result = run_experiment(spec, out, workers=args.workers, cluster=args.cluster,
+                                progress=not args.quiet and sys.stderr.isatty(),
+                                log=lambda m: print(m, file=sys.stderr))
+    except ClusterError as e:
+        raise UsageError(f"ufm experiment: error: {e}")
+    for path in plot_experiment(out):
+        print(path)
+    print(f"{len(result['runs'])} runs in {result['seconds']:.1f} s -> {Path(out) / 'report.md'}")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from .dnn.validate import validate, validation_markdown
+
+    for run in args.runs:
+        if not (Path(run) / "config.json").is_file():
+            raise UsageError(f"ufm validate: error: {run} is not a run folder (no config.json); pass folders "
+                             "written by ufm train or ufm experiment (OUT/runs/*).")
+    try:
+        result = validate(args.runs)
+    except ValueError as e:
+        raise UsageError(f"ufm validate: error: {e}")
+    if args.json:
+        print(json.dumps(to_jsonable(result), indent=1))
+    else:
+        print(validation_markdown(result), end="")
+    return 0
+
+
+_COMMANDS = {"train": _cmd_train, "experiment": _cmd_experiment, "validate": _cmd_validate,
+"closed-form": _cmd_closed_form, "solve": _cmd_solve, "verify": _cmd_verify, "derive": _cmd_derive,
              "demo": _cmd_demo, "report": _cmd_report, "conditioning": _cmd_conditioning,
              "convergence": _cmd_convergence, "sweep": _cmd_sweep,
              "plot": _cmd_plot}
@@ -556,7 +758,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as e:  # solver divergence: one line, no traceback
         from .numerics.solver import SolverDivergedError
 
-        if isinstance(e, SolverDivergedError):
+        from .dnn.train import TrainingDivergedError
+
+        if isinstance(e, (SolverDivergedError, TrainingDivergedError)):
             print(f"ufm: error: {e}", file=sys.stderr)
             return 1
         raise

@@ -14,7 +14,11 @@ configuration and ufm version is reused, so an interrupted demo resumes where it
    under each definition (symbolic), and a symbolic-vs-numeric check;
 6. ``convergence``: gradient descent under the stated step-size rules, steps to each
    tolerance and measured vs predicted local rates;
-7. ``sweep``: a small sweep (``ufm sweep``) into ``OUT/sweep/``, resumable on its own.
+7. ``sweep``: a small sweep (``ufm sweep``) into ``OUT/sweep/``, resumable on its own;
+8. ``experiment``: the ``mnist1d-mlp`` experiment in short form (CE vs LS networks with NC
+   and calibration records, ``ufm experiment``) into ``OUT/experiment/``, and one UFM-style
+   run on Gaussian data (``OUT/experiment-ufm/``) confronted with the closed form; both
+   resumable on their own.
 
 The figures and ``OUT/report.md`` are then built from the records alone
 (``ufm report OUT`` rebuilds them without re-running anything).
@@ -57,6 +61,16 @@ def demo_config(quick: bool = False) -> dict:
         "sweep": {"classes": [3, 5, 10], "alphas": [round(0.05 * i, 2) for i in range(7)], "dims": ["K"],
                   "per_class": [10], "lambda_w": [5e-3, 1e-2], "lambda_h": [5e-3], "lambda_b": [0.0], "seeds": 1,
                   "what": ["closed-form", "conditioning"] if quick else ["closed-form", "solve", "conditioning"]},
+        "experiment": {"name": "mnist1d-mlp", "epochs": 4 if quick else 60, "milestones": [] if quick else [30, 45],
+                       "eval_every": 2, "alphas": [0.0, 0.1] if quick else [0.0, 0.05, 0.1, 0.2], "seeds": [0],
+                       "workers": 0 if quick else 2,
+                       "ufm_run": {"dataset": "gaussian", "val_fraction": 0.0, "model": "mlp",
+                                   "dataset_options": {"num_classes": 4, "dim": 16, "train_size_per_class": 100,
+                                                       "test_size_per_class": 50},
+                                   "model_options": {"width": 32, "depth": 2, "feature_relu": False},
+                                   "mode": "ufm", "lambda_w": 5e-3, "lambda_h": 5e-5, "alpha": 0.1,
+                                   "epochs": 100 if quick else 1000, "batch_size": 400, "lr": 0.4,
+                                   "schedule": "constant", "eval_every": 25 if quick else 50}},
         "trajectory": {"num_classes": 10, "per_class": 10, "dim": 10, "lambda_w": 5e-3, "lambda_h": 5e-3,
                        "lambda_b": 0.0, "alphas": [0.0, 0.1], "seeds": [0] if quick else [0, 1, 2],
                        "method": "gd", "lr": 0.5, "tol": 1e-10, "max_steps": 2000 if quick else 30000,
@@ -176,6 +190,25 @@ def _sweep(out: Path):
     return compute
 
 
+def _experiment(out: Path):
+    def compute(config: dict) -> dict:
+        from .dnn.config import TrainConfig
+        from .dnn.experiment import ExperimentSpec, load_experiment, run_experiment
+        from .dnn.train import train
+        from .dnn.validate import validate
+
+        c = config
+        full = load_experiment(c["name"])
+        spec = ExperimentSpec(full.name, {**full.base, "epochs": c["epochs"], "milestones": c["milestones"],
+                                          "eval_every": c["eval_every"]},
+                              {"alpha": c["alphas"], "seed": c["seeds"]}, full.description + " (short form)")
+        result = run_experiment(spec, out / "experiment", workers=c["workers"], progress=False)
+        train(TrainConfig.from_dict(c["ufm_run"]), out / "experiment-ufm", progress=False)
+        return {"folder": "experiment", "ufm_folder": "experiment-ufm", "experiment_seconds": result["seconds"],
+                "validation": result["validation"], "ufm_validation": validate([out / "experiment-ufm"])}
+    return compute
+
+
 def run_demo(out, *, quick: bool = False, force: bool = False, log: Optional[Callable[[str], None]] = print) -> Path:
     """Run every stage (reusing finished ones), then build figures and ``report.md``.
 
@@ -198,6 +231,7 @@ def run_demo(out, *, quick: bool = False, force: bool = False, log: Optional[Cal
     _stage(out, "conditioning", cfg["conditioning"], _conditioning, force, log)
     _stage(out, "convergence", cfg["convergence"], _convergence, force, log)
     _stage(out, "sweep", cfg["sweep"], _sweep(out), force, log)
+    _stage(out, "experiment", cfg["experiment"], _experiment(out), force, log)
     report = build_report(out)
     log(f"report: {report}")
     return report

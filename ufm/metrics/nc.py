@@ -41,8 +41,12 @@ from .._validation import InvalidParameterError, Interval, Options, check_param
 __all__ = [
     "ClassStatistics",
     "NCAccumulator",
+    "TwoPassNC",
+    "between_span",
+    "nc1_from_span",
     "NC4Accumulator",
     "nc_metrics",
+    "measures",
     "nc1",
     "nc2",
     "nc3",
@@ -193,6 +197,91 @@ class NC4Accumulator:
         return self.mismatches / self.total if self.total else float("nan")
 
 
+class TwoPassNC:
+    """NC1-NC4 from two passes over the same features, without the d x d within-class scatter.
+
+    NC1 needs Sigma_W only through v_j^T Sigma_W v_j on the r = min(K-1, d) eigen-directions
+    v_j of Sigma_B that it inverts (:func:`between_span`), so:
+
+    * pass 1 (:meth:`update_means`): class sums and counts, in float64, then
+      :meth:`finish_means`: the class means mu_k, Sigma_B and its directions V (d, r);
+    * pass 2 (:meth:`update_span`): sum_i ((h_i - mu_{y_i}) . v_j)^2 for each j, and the NC4
+      decisions (:class:`NC4Accumulator`); :meth:`measures` then gives the same dict as
+      :func:`nc_metrics` (same conventions, same measure functions).
+
+    Cost per sample O(d r) instead of the O(d^2) of the full scatter (the one-pass
+    :class:`NCAccumulator`), and the deviations are taken from the exact means, so nothing is
+    lost to cancellation. Every state is a plain sum, so per-process states merge exactly with
+    an ``all_reduce(tensor)`` that sums in place (e.g. ``torch.distributed.all_reduce``), passed
+    to :meth:`finish_means` and :meth:`measures`. The training loop evaluates through this class.
+    """
+
+    def __init__(self, num_classes: int, dim: int, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
+                 *, device=None):
+        check_param("num_classes", num_classes, Interval("int", 2, None, "left"), "TwoPassNC")
+        check_param("dim", dim, Interval("int", 1, None, "left"), "TwoPassNC")
+        self.num_classes, self.dim = num_classes, dim
+        self.weight, self.bias = weight, bias
+        self._sums = torch.zeros(num_classes, dim, dtype=torch.float64, device=device)  # (K, d)
+        self._counts = torch.zeros(num_classes, dtype=torch.float64, device=device)  # (K,)
+        self._stats = None
+
+    @torch.no_grad()
+    def update_means(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        X, y = _check_batch(features, labels, self.num_classes, self.dim, "TwoPassNC.update_means")
+        self._sums.index_add_(0, y, X.to(torch.float64))
+        self._counts += torch.bincount(y, minlength=self.num_classes).to(torch.float64)
+
+    @torch.no_grad()
+    def finish_means(self, all_reduce=None) -> ClassStatistics:
+        """End pass 1 (merging processes with ``all_reduce``); returns the statistics (sigma_w None)."""
+        if all_reduce is not None:
+            all_reduce(self._sums)
+            all_reduce(self._counts)
+        empty = (self._counts == 0).nonzero().flatten().tolist()
+        if empty:
+            raise ValueError(f"TwoPassNC: classes {empty} have no samples; every class in [0, num_classes) "
+                             "needs at least one")
+        means = self._sums / self._counts.unsqueeze(1)  # (K, d)
+        global_mean, centered, sigma_b = _between(means)
+        self._lam, self._V, self._keep = between_span(sigma_b, self.num_classes, centered)  # (r,), (d, r), (r,)
+        self._proj = torch.zeros_like(self._lam)  # (r,)
+        self._mean_proj = means @ self._V  # (K, r)
+        self._stats = ClassStatistics(means, self._counts.round().to(torch.int64), global_mean, None, sigma_b)
+        self._nc4 = NC4Accumulator(means, self.weight, self.bias) if self.weight is not None else None
+        return self._stats
+
+    @torch.no_grad()
+    def update_span(self, features: torch.Tensor, labels: torch.Tensor) -> None:
+        if self._stats is None:
+            raise ValueError("TwoPassNC.update_span: call finish_means after the first pass")
+        X, y = _check_batch(features, labels, self.num_classes, self.dim, "TwoPassNC.update_span")
+        X = X.to(torch.float64)  # (B, d)
+        # (h - mu_y) . v_j = h . v_j - mu_y . v_j: float64 leaves ~1e-16 |mu| of cancellation, far
+        # below the resolution of float32 features
+        self._proj += ((X @ self._V - self._mean_proj[y]) ** 2).sum(0)  # (r,)
+        if self._nc4 is not None:
+            self._nc4.update(X)
+
+    @torch.no_grad()
+    def measures(self, all_reduce=None, nc1_variant: str = "normalized") -> dict:
+        """The measures of :func:`nc_metrics` (keys and conventions), after both passes."""
+        check_param("nc1_variant", nc1_variant, Options(NC1_VARIANTS), "TwoPassNC.measures")
+        proj = self._proj.clone()
+        nc4 = None
+        if self._nc4 is not None:
+            counts = torch.tensor([self._nc4.mismatches, self._nc4.total], dtype=torch.float64,
+                                  device=proj.device)
+            if all_reduce is not None:
+                all_reduce(counts)
+            nc4 = float(counts[0] / counts[1])
+        if all_reduce is not None:
+            all_reduce(proj)
+        N = self._counts.sum()
+        value = nc1_from_span(proj / N, self._lam, self._keep, self.num_classes, nc1_variant)
+        return measures(self._stats, self.weight, nc4=nc4, nc1_value=float(value))
+
+
 def _check_batch(features, labels, K, d, caller):
     """Types and shapes of a batch; label range [0, K) unless K is None; returns long labels."""
     if not isinstance(features, torch.Tensor) or features.ndim != 2:
@@ -225,7 +314,18 @@ def nc1(sigma_w: torch.Tensor, sigma_b: torch.Tensor, num_classes: int, variant:
     the d x d eigenproblem.
     """
     check_param("variant", variant, Options(NC1_VARIANTS), "nc1")
-    sigma_w = sigma_w.to(torch.float64)
+    lam, V, keep = between_span(sigma_b, num_classes, centered_means)
+    proj = ((sigma_w.to(torch.float64) @ V) * V).sum(-2).clamp(min=0)  # v_j^T Sigma_W v_j, (..., r)
+    return nc1_from_span(proj, lam, keep, num_classes, variant)
+
+
+def between_span(sigma_b: torch.Tensor, num_classes: int, centered_means: Optional[torch.Tensor] = None):
+    """The top r = min(K-1, d) eigenpairs of Sigma_B that NC1 inverts: (lam (..., r), V (..., d, r), keep).
+
+    ``keep`` marks eigenvalues above max(K, d) * eps * lambda_max (the others are dropped
+    from the pseudo-inverse). With ``centered_means`` M (..., K, d) and K < d, computed from
+    the K x K Gram matrix M M^T / K (same nonzero eigenvalues, v = M^T u / sqrt(K lambda)).
+    """
     d = sigma_b.shape[-1]
     r = min(num_classes - 1, d)
     if centered_means is not None and num_classes < d:
@@ -239,10 +339,15 @@ def nc1(sigma_w: torch.Tensor, sigma_b: torch.Tensor, num_classes: int, variant:
         lam, V = evals[..., d - r:], evecs[..., d - r:]  # top r
     lam_max = lam[..., -1:].clamp(min=0)
     keep = lam > max(num_classes, d) * torch.finfo(torch.float64).eps * lam_max
-    proj = ((sigma_w @ V) * V).sum(-2).clamp(min=0)  # v_j^T Sigma_W v_j, (..., r)
+    return lam, V, keep
+
+
+def nc1_from_span(proj: torch.Tensor, lam: torch.Tensor, keep: torch.Tensor, num_classes: int,
+                  variant: str = "normalized") -> torch.Tensor:
+    """sum_j v_j^T Sigma_W v_j / lambda_j over the kept directions (``proj`` (..., r) >= 0), / K if normalized."""
     terms = torch.where(keep, proj / torch.where(keep, lam, torch.ones_like(lam)), torch.zeros_like(lam))
     value = terms.sum(-1)
-    value = torch.where(lam_max.squeeze(-1) > 0, value, torch.full_like(value, float("nan")))
+    value = torch.where(lam[..., -1].clamp(min=0) > 0, value, torch.full_like(value, float("nan")))
     return value / num_classes if variant == "normalized" else value
 
 
@@ -348,22 +453,43 @@ def nc_metrics(features: torch.Tensor, labels: torch.Tensor, weight: Optional[to
     for start in range(0, X.shape[0], batch_size):
         acc.update(X[start:start + batch_size], y[start:start + batch_size])
     st = acc.statistics()
+    nc4 = None
+    if weight is not None:
+        dec = NC4Accumulator(st.means, weight, bias)
+        for start in range(0, X.shape[0], batch_size):
+            dec.update(X[start:start + batch_size])
+        nc4 = dec.value(st)
+    return measures(st, weight, nc4=nc4, nc1_variant=nc1_variant)
+
+
+def measures(statistics: ClassStatistics, weight: Optional[torch.Tensor] = None, *, nc4: Optional[float] = None,
+             nc1_variant: str = "normalized", nc1_value: Optional[float] = None) -> dict:
+    """The NC measures of accumulated ``statistics`` (and classifier ``weight (K, d)``).
+
+    The one assembly of the measures behind :func:`nc_metrics`, shared by the training loop's
+    streaming evaluation. ``nc4`` is the value of an :class:`NC4Accumulator` pass (it needs
+    the features again); it is reported as given, as is ``nc1_value`` (from :class:`TwoPassNC`,
+    whose statistics carry no sigma_w). Returns a dict of Python floats, keys as in
+    :func:`nc_metrics`.
+    """
+    st = statistics
+    K = st.num_classes
     centered = st.means - st.global_mean  # (K, d)
     out = {
-        "nc1": nc1(st.sigma_w, st.sigma_b, num_classes, nc1_variant, centered_means=centered),
+        "nc1": nc1_value if nc1_value is not None else nc1(st.sigma_w, st.sigma_b, K, nc1_variant,
+                                                            centered_means=centered),
         "nc2_h": nc2(centered),
         "nc2_h_equinorm": equinorm(centered),
         "nc2_h_equiangular": equiangularity(centered),
     }
     if weight is not None:
-        dec = NC4Accumulator(st.means, weight, bias)
-        for start in range(0, X.shape[0], batch_size):
-            dec.update(X[start:start + batch_size])
+        W = weight.to(dtype=torch.float64, device=centered.device)  # (K, d)
         out.update({
-            "nc2_w": nc2(weight),
-            "nc2_w_equinorm": equinorm(weight),
-            "nc2_w_equiangular": equiangularity(weight),
-            "nc3": nc3(weight, centered),
-            "nc4": dec.value(st),
+            "nc2_w": nc2(W),
+            "nc2_w_equinorm": equinorm(W),
+            "nc2_w_equiangular": equiangularity(W),
+            "nc3": nc3(W, centered),
         })
+        if nc4 is not None:
+            out["nc4"] = nc4
     return {k: float(v) for k, v in out.items()}

@@ -12,7 +12,7 @@ from . import figures
 __all__ = ["build_report", "first_crossing", "RECORDS"]
 
 #: the records a report is built from, in OUT/records/NAME.json
-RECORDS = ("derivation", "verify", "alpha_sweep", "trajectory", "conditioning", "convergence", "sweep")
+RECORDS = ("derivation", "verify", "alpha_sweep", "trajectory", "conditioning", "convergence", "sweep", "experiment")
 
 _QUANTITIES = ("logit_gap", "p_true", "w_norm", "h_norm", "objective", "bias", "nc1", "nc2_h", "nc2_w", "nc3",
                "nc4", "orbit")
@@ -285,6 +285,37 @@ def _sweep_section(rec: dict, figures: List[Path], out: Path) -> List[str]:
     return lines + [""]
 
 
+def _experiment_section(rec: dict, out: Path) -> List[str]:
+    from .dnn_figures import experiment_markdown, load_runs, plot_experiment
+
+    c = rec["config"]
+    folder = out / rec["folder"]
+    plot_experiment(folder)  # figures and folder/report.md, from the run records alone
+    table = experiment_markdown(folder, load_runs(folder), rec["validation"]).split("\n")
+    start = next(i for i, line in enumerate(table) if line.startswith("| alpha"))
+    end = next(i for i in range(start, len(table)) if not table[i].startswith("|"))
+    from ..dnn.validate import validation_markdown
+
+    lines = ["## 8. Networks: CE vs LS (the mnist1d-mlp experiment, short form)", "",
+             f"`ufm experiment mnist1d-mlp` shortened to {c['epochs']} epochs, alpha in {c['alphas']}, seeds "
+             f"{c['seeds']}: an MLP on MNIST-1D trained with SGD, NC metrics and calibration recorded every "
+             f"{c['eval_every']} epochs on the train, val and test splits (raw records: `{rec['folder']}/runs/*/"
+             f"metrics.jsonl`; full report: [{rec['folder']}/report.md]({rec['folder']}/report.md)). Last records, "
+             "train-split NC metrics, test-split calibration before and after temperature scaling (fitted on val):", ""]
+    lines += table[start:end] + ["", "What the UFM predicts, against what the networks did (criteria stated in "
+                                     "`ufm.dnn.validate`):", ""]
+    lines += validation_markdown(rec["validation"]).rstrip().split("\n") + [""]
+    lines += [f"![{n}]({rec['folder']}/{n})" for n in ("nc_vs_epoch.png", "calibration_vs_alpha.png",
+                                                         "ufm_predictions.png")]
+    u = c["ufm_run"]
+    lines += ["", f"A UFM-style run (`{rec['ufm_folder']}/`): {u['dataset']} data, MLP whose last hidden layer is "
+              f"linear, explicit penalties lambda_W = {u['lambda_w']}, lambda_H = {u['lambda_h']} (full-data scale), "
+              f"alpha = {u['alpha']}, full-batch SGD with momentum for {u['epochs']} epochs. The closed form for its "
+              "K, n = N/K and lambdas against the last record:", ""]
+    lines += validation_markdown(rec["ufm_validation"]).rstrip().split("\n")[2:] + [""]
+    return lines
+
+
 def build_report(out) -> Path:
     """Build the figures and ``report.md`` in ``out`` from ``out/records/*.json``."""
     out = Path(out)
@@ -326,6 +357,7 @@ def build_report(out) -> Path:
     lines += _conditioning_section(rec["conditioning"], link)
     lines += _convergence_section(rec["convergence"])
     lines += _sweep_section(rec["sweep"], sweep_figs, out)
+    lines += _experiment_section(rec["experiment"], out)
     lines += ["## Run time", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v['seconds']:.1f} |" for k, v in rec.items()]
     path = out / "report.md"

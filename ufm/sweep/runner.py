@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import csv
 import io
-import multiprocessing
 import os
 import time
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, as_completed
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -33,6 +32,7 @@ import numpy as np
 
 from .._io import atomic_write_text, write_json
 from .._validation import Interval, check_param
+from ..executors import ClusterError, dask_executor, process_pool
 from .spec import SweepSpec
 from .store import SweepStore
 
@@ -120,49 +120,11 @@ def compute_group(points: Sequence[dict], what: Sequence[str], device: Optional[
             for p, r, st, er in zip(points, results, status, error)]
 
 
-def _init_worker(workers: int) -> None:
-    import torch
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-
-
 def _groups(points: Sequence[dict], size: int) -> List[List[dict]]:
     by_shape: Dict[tuple, List[dict]] = {}
     for p in points:
         by_shape.setdefault((p["num_classes"], p["dim"], p["per_class"]), []).append(p)
     return [g[i:i + size] for g in by_shape.values() for i in range(0, len(g), size)]
-
-
-class ClusterError(RuntimeError):
-    """A Dask scheduler cannot be reached (or dask.distributed is not installed)."""
-
-
-def _dask_executor(cluster: str, workers: Optional[int]):
-    """(executor, close) for ``local-dask`` (a LocalCluster of ``workers`` processes, default 2)
-    or ``dask://HOST:PORT`` (an existing scheduler)."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise ClusterError("--cluster needs dask.distributed: pip install 'ufm[cluster]'") from None
-    if cluster == "local-dask":
-        n = workers or 2
-        lc = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(lc)
-        client.run(_init_worker, n)  # each worker's share of the cores for torch
-
-        def close():
-            client.close()
-            lc.close()
-    elif cluster.startswith("dask://"):
-        address = "tcp://" + cluster[len("dask://"):]
-        try:
-            client = Client(address, timeout=10)
-        except (OSError, TimeoutError) as e:
-            raise ClusterError(f"the Dask scheduler at {address} cannot be reached: {e}") from None
-        close = client.close
-    else:
-        raise ClusterError(f"--cluster must be local-dask or dask://HOST:PORT. Got {cluster!r} instead.")
-    return client.get_executor(), close
 
 
 def run_sweep(spec: SweepSpec, out, *, workers: Optional[int] = None, executor: Optional[Executor] = None,
@@ -186,7 +148,7 @@ def run_sweep(spec: SweepSpec, out, *, workers: Optional[int] = None, executor: 
     points = spec.points()  # validates every point before anything is written
     close = None
     if cluster is not None and set(spec.what) != {"closed-form"}:
-        executor, close = _dask_executor(cluster, workers)  # connects before anything is written
+        executor, close = dask_executor(cluster, workers)  # connects before anything is written
     try:
         return _run(spec, points, Path(out), workers, executor, device, progress, log)
     finally:
@@ -222,11 +184,7 @@ def _run(spec, points, out, workers, executor, device, progress, log) -> dict:
                     bar.update(store.put_many(compute_group(g, spec.what, device)))
             else:
                 own = executor is None
-                # spawn, not fork: a forked child of a process whose torch/OpenMP threads have run can hang;
-                # each worker gets its share of the cores (oversubscribed threads slow torch down many-fold)
-                n = workers or os.cpu_count() or 1
-                pool = executor or ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"),
-                                                       initializer=_init_worker, initargs=(n,))
+                pool = executor or process_pool(workers)
                 try:
                     futures = [pool.submit(compute_group, g, spec.what, device) for g in groups]
                     for fut in as_completed(futures):

@@ -1,0 +1,250 @@
+"""Training runs: records against independent computations, resume after kill -9, NaN stop,
+DDP against one process, a UFM-style run against the closed form, and bad input."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from ufm import InvalidParameterError, closed_form_arrays, nc_metrics
+from ufm.cli import main
+from ufm.dnn.config import TrainConfig
+from ufm.dnn.data import load_dataset
+from ufm.dnn.models import build_model
+from ufm.dnn.train import RECORD_KEYS, RunMismatchError, TrainingDivergedError, read_records, train
+from ufm.dnn.validate import UFM_RTOL, validate
+
+GAUSS = dict(num_classes=4, dim=16, train_size_per_class=60, test_size_per_class=30)
+CLI_DATA = ["--dataset", "gaussian", "--dataset-option", "num_classes=4", "--dataset-option", "dim=16",
+            "--dataset-option", "train_size_per_class=60", "--dataset-option", "test_size_per_class=30",
+            "--model-option", "width=32", "--model-option", "depth=2"]
+
+
+def small(**changes) -> TrainConfig:
+    base = dict(dataset="gaussian", dataset_options=GAUSS, model="mlp", model_options=dict(width=32, depth=2),
+                epochs=3, batch_size=32, lr=0.05)
+    return TrainConfig(**{**base, **changes})
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished 3-epoch run, its records and the model rebuilt from its checkpoint."""
+    out = tmp_path_factory.mktemp("run")
+    cfg = small()
+    train(cfg, out, progress=False)
+    ds = load_dataset("gaussian", seed=0, val_fraction=cfg.val_fraction, **GAUSS)
+    model = build_model("mlp", input_shape=ds.input_shape, num_classes=4, width=32, depth=2)
+    model.load_state_dict(torch.load(out / "checkpoint.pt", weights_only=False)["model"])
+    model.eval()
+    return out, read_records(out), ds, model
+
+
+def test_records_have_the_documented_keys_and_epochs(finished):
+    out, records, _, _ = finished
+    assert [(r["epoch"], r["split"]) for r in records] == [(e, s) for e in range(4) for s in ("train", "val", "test")]
+    for r in records:
+        assert set(RECORD_KEYS) <= set(r)
+    meta = json.loads((out / "config.json").read_text())
+    assert meta["config"] == small().to_dict() and meta["model"]["feature_dim"] == 32
+    assert meta["dataset"]["sizes"] == {"train": 216, "val": 24, "test": 120}
+    assert "torch" in json.dumps(meta["environment"])
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_streaming_nc_metrics_equal_nc_metrics_on_the_stored_features(finished, split):
+    _, records, ds, model = finished
+    x, y = (ds.x_train, ds.y_train) if split == "train" else (ds.x_test, ds.y_test)
+    with torch.no_grad():
+        z, h = model(x, return_features=True)
+    ref = nc_metrics(h, y, model.classifier.weight.detach(), model.classifier.bias.detach())
+    rec = [r for r in records if r["split"] == split][-1]
+    for key in ("nc1", "nc2_h", "nc2_w", "nc3", "nc4", "nc2_h_equinorm", "nc2_w_equiangular"):
+        assert rec[key] == pytest.approx(ref[key], rel=1e-9, abs=1e-12), key
+    # logit statistics, written out directly
+    Z = z.double()
+    p = torch.softmax(Z, 1)
+    onehot = torch.nn.functional.one_hot(y, 4).bool()
+    assert rec["error"] == pytest.approx(float((Z.argmax(1) != y).double().mean()), abs=0)
+    assert rec["loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(Z, y)), rel=1e-9)
+    assert rec["p_true"] == pytest.approx(float(p[onehot].mean()), rel=1e-9)
+    assert rec["p_off"] == pytest.approx(float(p[~onehot].mean()), rel=1e-9)
+    gap = np.mean([float(Z[i, y[i]] - (Z[i].sum() - Z[i, y[i]]) / 3) for i in range(len(y))])
+    assert rec["logit_gap"] == pytest.approx(gap, rel=1e-9)
+    means = torch.stack([h[y == k].double().mean(0) for k in range(4)])
+    assert rec["h_norm"] == pytest.approx(float((means - means.mean(0)).norm(dim=1).mean()), rel=1e-9)
+    assert rec["w_norm"] == pytest.approx(float(model.classifier.weight.detach().double().norm(dim=1).mean()), rel=1e-9)
+
+
+def _ece_loop(Z, y, n_bins=15, T=1.0):
+    p = np.exp(Z / T - (Z / T).max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    conf, pred = p.max(1), Z.argmax(1)
+    total = 0.0
+    for j in range(n_bins):
+        lo, hi = j / n_bins, (j + 1) / n_bins
+        inside = [i for i in range(len(y)) if (lo < conf[i] <= hi) or (j == 0 and conf[i] == 0)]
+        if inside:
+            total += len(inside) / len(y) * abs(np.mean([pred[i] == y[i] for i in inside]) - np.mean(conf[inside]))
+    return total
+
+
+def test_ece_and_temperature_scaling_in_the_records(finished):
+    _, records, ds, model = finished
+    with torch.no_grad():
+        Z = model(ds.x_test).double().numpy()
+    rec = [r for r in records if r["split"] == "test"][-1]
+    assert rec["ece"] == pytest.approx(_ece_loop(Z, ds.y_test.numpy()), abs=1e-12)
+    assert rec["ece_ts"] == pytest.approx(_ece_loop(Z, ds.y_test.numpy(), T=rec["temperature"]), abs=1e-12)
+    assert sum(rec["reliability"]["count"]) == 120
+    val = [r for r in records if r["split"] == "val"]
+    for r in val[1:]:  # fitted on val: never a worse NLL there than T = 1
+        assert r["nll_ts"] <= r["nll"] + 1e-12
+        assert r["temperature"] == rec["temperature"] if r["epoch"] == rec["epoch"] else True
+
+
+def test_learning_rate_is_a_pure_function_of_the_epoch():
+    cfg = TrainConfig(lr=0.05, milestones=[150, 350], epochs=800)
+    assert [cfg.learning_rate(e) for e in (1, 150, 151, 350, 351, 800)] == pytest.approx(
+        [0.05, 0.05, 0.005, 0.005, 0.0005, 0.0005])
+    cos = TrainConfig(lr=0.1, schedule="cosine", epochs=10)
+    assert cos.learning_rate(1) == 0.1 and cos.learning_rate(6) == pytest.approx(0.05)
+    assert TrainConfig(epochs=10, eval_every=4).record_epochs() == [0, 4, 8, 10]
+
+
+def test_same_seed_same_records_and_other_seed_differs(tmp_path):
+    a, b, c = (train(small(seed=s), tmp_path / n, progress=False) for s, n in ((0, "a"), (0, "b"), (1, "c")))
+    assert (tmp_path / "a" / "metrics.jsonl").read_bytes() == (tmp_path / "b" / "metrics.jsonl").read_bytes()
+    assert a["final"]["train"]["nc1"] != c["final"]["train"]["nc1"]
+
+
+def test_kill_9_and_resume_gives_the_records_of_an_uninterrupted_run(tmp_path):
+    args = [sys.executable, "-m", "ufm", "train", *CLI_DATA, "--epochs", "60", "--quiet"]
+    subprocess.run(args + ["--out", str(tmp_path / "whole")], check=True, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(args + ["--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once a few epochs are checkpointed, while training goes on
+        if (killed / "checkpoint.pt").is_file() and len(read_records(killed)) >= 3 * 4:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(read_records(killed)) // 3 - 1
+    assert 3 <= done < 60, f"the kill came at epoch {done}; the test needs it mid-run"
+    resumed = subprocess.run(args + ["--out", str(killed)], check=True, capture_output=True, text=True)
+    assert "resuming after epoch" in resumed.stderr
+    assert (killed / "metrics.jsonl").read_bytes() == (tmp_path / "whole" / "metrics.jsonl").read_bytes()
+
+
+def test_a_torn_last_line_and_a_record_after_the_checkpoint_are_dropped(tmp_path):
+    cfg = small(epochs=2)
+    train(cfg, tmp_path / "a", progress=False)
+    whole = (tmp_path / "a" / "metrics.jsonl").read_bytes()
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    # an epoch that finished after its checkpoint, then a half-written line
+    with open(tmp_path / "b" / "metrics.jsonl", "ab") as fh:
+        fh.write(whole.splitlines(keepends=True)[-1] + b'{"epoch": 3, "spl')
+    assert read_records(tmp_path / "b") == read_records(tmp_path / "a")
+    train(cfg, tmp_path / "b", progress=False)  # finished: resumes, truncates, trains nothing
+    assert (tmp_path / "b" / "metrics.jsonl").read_bytes() == whole
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
+    with pytest.raises(TrainingDivergedError, match=r"became (nan|inf) in epoch 1 .* last good checkpoint "
+                                                    r"\(epoch 0\)"):
+        train(small(lr=1e12, momentum=0.0), tmp_path, progress=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 0
+    assert [r["epoch"] for r in read_records(tmp_path)] == [0, 0, 0]
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_a_folder_with_another_config_refuses_to_resume(tmp_path, capsys):
+    train(small(epochs=1), tmp_path, progress=False)
+    with pytest.raises(RunMismatchError, match=r"different configuration \(alpha: folder has 0.0, this run 0.2; "
+                                               r"lr: folder has 0.05, this run 0.1\)"):
+        train(small(epochs=1, lr=0.1, alpha=0.2), tmp_path, progress=False)
+    code, _, err = run(capsys, "train", "--out", str(tmp_path), *CLI_DATA, "--epochs", "2")
+    assert code == 2 and err.count("\n") == 1 and "epochs: folder has 1, this run 2" in err
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--alpha", "1.5"], r"--alpha must be a float in the range \[0, 1\)\. Got 1.5 instead"),
+    (["--epochs", "0"], r"--epochs must be an int in the range \[1, inf\)\. Got 0 instead"),
+    (["--batch-size", "-3"], r"--batch-size must be an int in the range \[1, inf\)"),
+    (["--lr", "0"], r"--lr must be a float in the range \(0, inf\)"),
+    (["--dataset", "imagenet"], r"--dataset must be a str among \{'cifar10', 'cifar100', 'digits', 'fashion-mnist'"),
+    (["--model", "vgg"], r"--model must be a str among \{'cnn', 'mlp', 'resnet18', 'resnet50'\}"),
+    (["--loss", "focal"], r"--loss must be a str among \{'label_smoothing'\}"),
+    (["--schedule", "step"], r"--schedule must be a str among \{'constant', 'cosine', 'multistep'\}"),
+    (["--milestones", "10,x"], r"--milestones must be comma-separated ints"),
+    (["--epochs", "two"], r"--epochs: must be an int\. Got 'two' instead"),
+    (["--model-option", "depht=3"], r"Unknown option 'depht' of build_model for model 'mlp'"),
+])
+def test_bad_input_exits_2_with_one_line_naming_the_flag(tmp_path, capsys, flags, match):
+    import re
+
+    code, out, err = run(capsys, "train", "--out", str(tmp_path / "r"), *CLI_DATA, *flags)
+    assert code == 2 and err.count("\n") == 1 and re.search(match, err), err
+    assert not (tmp_path / "r" / "metrics.jsonl").exists()
+
+
+def test_missing_dataset_fails_at_once_saying_where_it_looked(tmp_path, capsys, monkeypatch):
+    import ufm.dnn.data as data
+
+    monkeypatch.setattr(data, "FASHION_MNIST_DIRS", ())
+    monkeypatch.delenv("UFM_DATA", raising=False)
+    code, _, err = run(capsys, "train", "--out", str(tmp_path / "r"), "--dataset", "fashion-mnist",
+                       "--data-dir", str(tmp_path / "empty"))
+    assert code == 2 and err.count("\n") == 1 and str(tmp_path / "empty") in err and "dataset-fashion-mnist" in err
+
+
+def test_ufm_style_run_on_gaussian_data_approaches_the_closed_form(tmp_path):
+    """Full-batch GD with momentum, features unconstrained in sign (last hidden layer linear),
+    lambda_W = n lambda_H; the closed form's norms, logit gap and p_true are approached."""
+    cfg = TrainConfig(dataset="gaussian", dataset_options=dict(num_classes=4, dim=16, train_size_per_class=100,
+                                                               test_size_per_class=50),
+                      val_fraction=0.0, model="mlp", model_options=dict(width=32, depth=2, feature_relu=False),
+                      mode="ufm", lambda_w=5e-3, lambda_h=5e-5, alpha=0.1, epochs=1000, batch_size=400, lr=0.4,
+                      schedule="constant", eval_every=250)
+    train(cfg, tmp_path, progress=False)
+    [run_] = validate([tmp_path])["ufm_runs"]
+    cf = closed_form_arrays(0.1, 4, 100, 5e-3, 5e-5)
+    assert not cf["trivial"]
+    for check in run_["checks"]:
+        assert check["predicted"] == pytest.approx(float(cf[check["quantity"]]), rel=1e-12)
+        errors = [p["rel_error"] for p in check["curve"]]
+        assert errors[-1] < UFM_RTOL and errors[-1] < errors[1], (check["quantity"], errors)
+        assert check["holds"]
+
+
+def test_ddp_with_gloo_on_two_processes_equals_one_process(tmp_path):
+    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available in this torch build")
+    args = ["-m", "ufm", "train", *CLI_DATA, "--epochs", "3", "--batch-size", "32", "--dtype", "float64",
+            "--device", "cpu", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], check=True, capture_output=True, env=env)
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          *args, "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    one, two = read_records(tmp_path / "one"), read_records(tmp_path / "two")
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
+    assert len(one) == len(two) == 12
+    for a, b in zip(one, two):
+        assert (a["epoch"], a["split"], a["n"]) == (b["epoch"], b["split"], b["n"])
+        for key in ("loss", "error", "nc1", "nc2_h", "nc2_w", "nc3", "nc4", "w_norm", "h_norm", "ece", "p_true"):
+            assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-12), (a["epoch"], a["split"], key)

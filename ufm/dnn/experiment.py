@@ -1,0 +1,198 @@
+"""Experiments: a grid of training runs (CE vs LS, seeds), run in parallel and resumable.
+
+An experiment is a TOML file (bundled ones: :data:`BUNDLED`, in ``ufm/dnn/experiments/``)::
+
+    name = "mnist1d-mlp"
+    description = "..."
+    [base]            # TrainConfig keys shared by every run
+    dataset = "mnist1d"
+    ...
+    [grid]            # TrainConfig keys -> lists; every combination is one run
+    alpha = [0.0, 0.05, 0.1, 0.2]
+    seed = [0, 1]
+
+Each run trains in ``OUT/runs/<key=value-...>/`` (a resumable run folder, see
+``ufm.dnn.train``); runs go to the same executors as sweeps (``ufm.executors``: local
+worker processes or a Dask cluster). Running the experiment again resumes unfinished runs
+and skips finished ones. When every run is done, the experiment writes
+``experiment.json`` (the spec), ``summary.csv`` (the last record of each run and split) and
+``validation.json`` / ``validation.md`` (``ufm.dnn.validate``); figures are drawn from these
+files by ``ufm.report.dnn_figures``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import os
+import sys
+import time
+from concurrent.futures import as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from .._io import atomic_write_text, write_json
+from .._validation import Interval, InvalidParameterError, Options, check_param
+from ..executors import dask_executor, process_pool
+from .config import TrainConfig
+from .train import read_records, train
+from .validate import validate, validation_markdown
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["ExperimentSpec", "load_experiment", "run_experiment", "BUNDLED", "SUMMARY_KEYS"]
+
+_BUNDLED_DIR = Path(__file__).parent / "experiments"
+#: names of the bundled experiments (``ufm experiment NAME``)
+BUNDLED = tuple(sorted(p.stem for p in _BUNDLED_DIR.glob("*.toml")))
+SUMMARY_KEYS = ("loss", "error", "nc1", "nc2_h", "nc2_w", "nc3", "nc4", "w_norm", "h_norm", "logit_gap", "p_true",
+                "p_off", "ece", "adaptive_ece", "temperature", "ece_ts", "adaptive_ece_ts")
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A named grid of training runs: ``base`` TrainConfig keys and a ``grid`` of lists."""
+
+    name: str
+    base: dict
+    grid: dict
+    description: str = ""
+    runs_: list = field(default_factory=list, compare=False, repr=False)
+
+    def __post_init__(self):
+        if not isinstance(self.grid, dict) or not self.grid:
+            raise InvalidParameterError(f"The 'grid' table of experiment {self.name!r} must map TrainConfig keys to "
+                                        f"non-empty lists. Got {self.grid!r} instead.", param="grid")
+        for k, v in self.grid.items():
+            if not isinstance(v, list) or not v:
+                raise InvalidParameterError(f"The 'grid.{k}' entry of experiment {self.name!r} must be a non-empty "
+                                            f"list. Got {v!r} instead.", param=f"grid.{k}")
+        runs = []
+        keys = list(self.grid)
+        for values in itertools.product(*(self.grid[k] for k in keys)):
+            changes = dict(zip(keys, values))
+            cfg = TrainConfig.from_dict({**self.base, **changes}, where=f"experiment {self.name!r}")
+            runs.append(("-".join(f"{k}={v}" for k, v in changes.items()), cfg))  # validated here, up front
+        object.__setattr__(self, "runs_", runs)
+
+    def runs(self) -> list:
+        """[(run name, TrainConfig)], every combination of the grid, in order."""
+        return list(self.runs_)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "description": self.description, "base": self.base, "grid": self.grid}
+
+    def override(self, **base_changes) -> "ExperimentSpec":
+        """The same experiment with ``base`` keys changed (e.g. fewer epochs for a short form)."""
+        grid = {k: v for k, v in self.grid.items() if k not in base_changes}
+        return ExperimentSpec(self.name, {**self.base, **base_changes}, grid or {"seed": [0]}, self.description)
+
+
+def load_experiment(name_or_path) -> ExperimentSpec:
+    """A bundled experiment by name, or an experiment TOML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix == ".toml":
+        check_param("experiment", str(name_or_path), Options(BUNDLED), "load_experiment")
+        path = _BUNDLED_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise InvalidParameterError(f"The experiment file {path} does not exist.", param="experiment",
+                                    value=str(path))
+    try:
+        d = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidParameterError(f"The experiment file {path} is not valid TOML: {e}", param="experiment") from None
+    unknown = sorted(set(d) - {"name", "description", "base", "grid"})
+    if unknown:
+        raise InvalidParameterError(f"Unknown key {unknown[0]!r} in {path}; valid keys: name, description, base, grid.",
+                                    param=unknown[0])
+    return ExperimentSpec(d.get("name", path.stem), d.get("base", {}), d.get("grid", {}), d.get("description", ""))
+
+
+def _run_one(config_dict: dict, out: str, progress: bool) -> dict:
+    return train(TrainConfig.from_dict(config_dict), out, progress=progress)
+
+
+def run_experiment(spec: ExperimentSpec, out, *, workers: Optional[int] = None, cluster: Optional[str] = None,
+                   progress: bool = True, log: Optional[Callable[[str], None]] = None) -> dict:
+    """Run (or resume) every run of ``spec`` under ``out``; write the summary and validation.
+
+    Args:
+        spec: the experiment.
+        out: its folder (``out/runs/<run>/`` per run).
+        workers: worker processes (default one per CPU, at most one per run); 0 runs the runs
+            one after another in this process, each with its own progress bar.
+        cluster: ``local-dask`` or ``dask://HOST:PORT`` instead of local processes.
+        progress: progress bars (runs done, and the current run's epochs when ``workers=0``).
+        log: called with one line per finished run.
+
+    Returns:
+        dict with ``runs`` (run summaries), ``seconds``, ``validation``.
+    """
+    from tqdm import tqdm
+
+    log = log or (lambda msg: None)
+    if workers is not None:
+        check_param("workers", workers, Interval("int", 0, None, "left"), "run_experiment")
+    out = Path(out)
+    runs = spec.runs()
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "experiment.json", spec.to_dict())
+    t0 = time.perf_counter()
+    summaries = {}
+    bar = tqdm(total=len(runs), disable=not progress, desc=spec.name, unit="run", dynamic_ncols=True)
+
+    def done(name, s):
+        summaries[name] = s
+        bar.update(1)
+        test = s["final"].get("test", {})
+        log(f"[{len(summaries)}/{len(runs)}] {name}: test error {test.get('error', float('nan')):.4f}, "
+            f"NC1 {s['final'].get('train', {}).get('nc1', float('nan')):.3g} ({s['seconds']:.1f} s)")
+
+    if workers == 0 and cluster is None:
+        for name, cfg in runs:
+            bar.set_postfix_str(f"current: {name}")
+            done(name, train(cfg, out / "runs" / name, progress=progress))
+    else:
+        close = None
+        if cluster is not None:
+            pool, close = dask_executor(cluster, workers)
+        else:
+            pool = process_pool(min(workers or os.cpu_count() or 1, len(runs)))
+        try:
+            futures = {pool.submit(_run_one, cfg.to_dict(), str(out / "runs" / name), False): name
+                       for name, cfg in runs}
+            bar.set_postfix_str(f"running: {min(len(runs), getattr(pool, '_max_workers', len(runs)))} at a time")
+            for fut in as_completed(futures):
+                done(futures[fut], fut.result())
+        finally:
+            if close is not None:
+                close()
+            else:
+                pool.shutdown(cancel_futures=True)
+    bar.close()
+    _write_summary(out, runs)
+    result = validate([out / "runs" / name for name, _ in runs])
+    write_json(out / "validation.json", result)
+    atomic_write_text(out / "validation.md", validation_markdown(result))
+    return {"runs": [summaries[name] for name, _ in runs], "seconds": time.perf_counter() - t0,
+            "validation": result}
+
+
+def _write_summary(out: Path, runs: List[tuple]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["run", "alpha", "seed", "split", "epoch", *SUMMARY_KEYS])
+    for name, cfg in runs:
+        last = {}
+        for r in read_records(out / "runs" / name):
+            last[r["split"]] = r
+        for split in ("train", "val", "test"):
+            if split in last:
+                r = last[split]
+                writer.writerow([name, cfg.alpha, cfg.seed, split, r["epoch"],
+                                 *("" if r.get(k) is None else repr(r[k]) for k in SUMMARY_KEYS)])
+    atomic_write_text(out / "summary.csv", buf.getvalue())
