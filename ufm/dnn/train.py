@@ -234,7 +234,7 @@ def read_records(run) -> list:
     data = path.read_bytes()
     ckpt = run / "checkpoint.pt"
     if ckpt.is_file():
-        data = data[:torch.load(ckpt, map_location="cpu", weights_only=False)["records_bytes"]]
+        data = data[:torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["records_bytes"]]
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
 
