@@ -8,21 +8,21 @@ import platform
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
-__all__ = ["atomic_write_text", "write_json", "read_json", "environment", "to_jsonable"]
+__all__ = ["atomic_write", "atomic_write_text", "write_json", "read_json", "environment", "to_jsonable"]
 
 
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same folder,
-    flushed and fsync'd, then renamed over the target. A reader sees the old file or
+def atomic_write(path, write: Callable[[IO], None], binary: bool = False) -> None:
+    """Write ``path`` atomically: ``write(fh)`` fills a temporary file in the same folder,
+    which is flushed, fsync'd and renamed over the target. A reader sees the old file or
     the new one, never a partial write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb" if binary else "w") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -32,6 +32,11 @@ def atomic_write_text(path, text: str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda fh: fh.write(text))
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -41,15 +41,17 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: error: {message}")
 
 
-def _number_in(kind: type, valid: str):
-    """An argparse type whose parse error states the valid range (the API checks the range)."""
+def _number_in(kind: type, valid: Optional[str] = None):
+    """An argparse type whose parse error states the valid range (the API checks the range;
+    ``valid=None``: the range is named by the API object the value goes to)."""
     article = "an int" if kind is int else "a float"
+    where = f" in the range {valid}" if valid else ""
 
     def parse(text: str):
         try:
             return kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {article} in the range {valid}. Got {text!r} instead.")
+            raise argparse.ArgumentTypeError(f"must be {article}{where}. Got {text!r} instead.")
     return parse
 
 
@@ -139,25 +141,13 @@ def _option(text: str):
     return key.strip(), value
 
 
-def _plain(kind: type):
-    """A number parser; the range is checked (and named) by TrainConfig."""
-    article = "an int" if kind is int else "a float"
-
-    def parse(text: str):
-        try:
-            return kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {article}. Got {text!r} instead.")
-    return parse
-
-
 def _train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="the run folder (resumed if it holds this run)")
     p.add_argument("--config", default=None, help="a TOML file of TrainConfig keys; flags override it")
     g = p.add_argument_group("run (README, DNN experiments)")
     for flag, key, kind, help_ in _TRAIN_FLAGS:
         g.add_argument(flag, dest=key, default=None, help=help_,
-                       type={"ints": str, int: _plain(int), float: _plain(float), str: str}[kind])
+                       type={"ints": str, int: _number_in(int), float: _number_in(float), str: str}[kind])
     g.add_argument("--dataset-option", dest="dataset_options", action="append", type=_option, default=[],
                    metavar="KEY=VALUE", help="dataset option, e.g. num_classes=5 for gaussian (repeatable)")
     g.add_argument("--model-option", dest="model_options", action="append", type=_option, default=[],

@@ -41,7 +41,6 @@ import gzip
 import inspect
 import os
 import random
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +49,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import numpy as np
 import torch
 
+from .._io import atomic_write
 from .._validation import Interval, InvalidParameterError, Options, UFMWarning, check_param
 
 __all__ = [
@@ -689,19 +689,5 @@ def _save_cache(path: Path, arrays: dict) -> None:
 
 
 def _atomic_savez(path: Path, arrays: dict) -> None:
-    """``np.savez`` to a temporary file in the same folder, fsync'd, then renamed over
-    ``path``: a reader sees the old file or the new one, never a partial write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """``np.savez`` written atomically: a reader sees the old file or the new one."""
+    atomic_write(path, lambda fh: np.savez(fh, **arrays), binary=True)

@@ -48,7 +48,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .._io import environment, to_jsonable, write_json
+from .._io import atomic_write, environment, to_jsonable, write_json
 from .._validation import InvalidParameterError
 from ..losses import get_loss
 from ..metrics.calibration import (TemperatureAtBoundWarning, adaptive_ece, ece, fit_temperature, nll,
@@ -239,12 +239,7 @@ def read_records(run) -> list:
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: torch.save(state, fh), binary=True)
 
 
 def _append_records(path: Path, records: list) -> int:
