@@ -33,12 +33,11 @@ import numpy as np
 from .._io import atomic_write_text, write_json
 from .._validation import Interval, check_param
 from ..executors import ClusterError, dask_executor, process_pool
-from .spec import SweepSpec
+from .spec import WHAT, SweepSpec
 from .store import SweepStore
 
 __all__ = ["WHAT", "run_sweep", "sweep_status", "export_csv", "compute_group", "GROUP_SIZE", "ClusterError"]
 
-WHAT = ("closed-form", "solve", "conditioning", "convergence")
 #: tolerances of the convergence component
 CONVERGENCE_EPS = (1e-3, 1e-6, 1e-9)
 #: the most points one task solves as a batch

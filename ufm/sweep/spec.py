@@ -17,7 +17,10 @@ from typing import List, Union
 from .._validation import Interval, InvalidParameterError, check_param
 from ..problem import UFMProblem
 
-__all__ = ["SweepSpec", "point_key", "KEYS"]
+__all__ = ["SweepSpec", "point_key", "KEYS", "WHAT"]
+
+#: the computations a sweep can make per point (run by ``ufm.sweep.runner``)
+WHAT = ("closed-form", "solve", "conditioning", "convergence")
 
 #: the keys of a sweep file and of the flags (``--per-class`` for ``per_class``, ...)
 KEYS = ("alphas", "classes", "dims", "per_class", "lambda_w", "lambda_h", "lambda_b", "seeds", "what")
@@ -88,7 +91,6 @@ class SweepSpec:
     what: List[str] = field(default_factory=lambda: ["closed-form"])
 
     def __post_init__(self):
-        from .runner import WHAT
 
         for name in ("alphas", "classes", "dims", "per_class", "lambda_w", "lambda_h", "lambda_b", "what"):
             value = getattr(self, name)
