@@ -1,0 +1,102 @@
+"""A short GPU check of network training: speed on CUDA, agreement with the CPU, and DDP.
+
+    python benchmarks/gpu_training_check.py [--device cuda] [--out gpu_training_check.json] [--quick]
+
+Measures, on the machine it runs on (every run through ``ufm.dnn.train``, records every epoch):
+
+1. ``mnist1d-mlp`` (MNIST-1D, MLP 3x256, batch 128, float32), ``--epochs`` epochs on ``--device``
+   and on the CPU: wall time per epoch, and the largest relative difference between the two runs'
+   last train/test records (loss, error, NC1, ECE) — float32 kernels differ, so a small difference
+   is expected, a large one is a bug;
+2. ``resnet18`` (CIFAR-style, width 64) on scikit-learn's digits (1 x 8 x 8 images, 10 classes),
+   a few epochs on ``--device``: time per epoch (the CPU is not timed: it would take minutes);
+3. DistributedDataParallel: with 2 or more CUDA devices, ``torchrun --nproc_per_node=2`` against one
+   process on the same data (Gaussian mixture, MLP, float64): the largest relative difference
+   between their records (expected at rounding level). With fewer devices, 2 CPU processes with
+   gloo instead, and the JSON says that multi-GPU was not checked.
+
+Prints one JSON object and writes it to ``--out``. ``--device cpu --quick`` checks that the script
+runs on a machine without a GPU (seconds).
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from ufm.dnn import TrainConfig, load_experiment, read_records, train
+
+KEYS = ("loss", "error", "nc1", "ece")
+
+
+def _rel(a: dict, b: dict) -> float:
+    return max(abs(a[k] - b[k]) / max(abs(a[k]), abs(b[k]), 1e-12) for k in KEYS)
+
+
+def _run(cfg: TrainConfig, folder: Path) -> tuple:
+    t0 = time.perf_counter()
+    train(cfg, folder, progress=False)
+    seconds = time.perf_counter() - t0
+    last = {}
+    for r in read_records(folder):
+        last[r["split"]] = r
+    return seconds / cfg.epochs, last
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--out", default="gpu_training_check.json")
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    epochs = 2 if args.quick else args.epochs
+    tmp = Path(tempfile.mkdtemp(prefix="ufm-gpu-train-"))
+    out = {"machine": platform.node(), "torch": torch.__version__, "device": args.device,
+           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+    base = TrainConfig.from_dict({**load_experiment("mnist1d-mlp").base, "epochs": epochs, "milestones": [],
+                                  "eval_every": 1})
+    _run(base.replace(device=args.device, epochs=1), tmp / "warm-up")  # data cache, CUDA context, kernels
+    dev_s, dev_last = _run(base.replace(device=args.device), tmp / "mlp-dev")
+    cpu_s, cpu_last = _run(base.replace(device="cpu"), tmp / "mlp-cpu")
+    out["mlp"] = {"epochs": epochs, "seconds_per_epoch_device": dev_s, "seconds_per_epoch_cpu": cpu_s,
+                  "speedup": cpu_s / dev_s,
+                  "max_rel_diff_train": _rel(dev_last["train"], cpu_last["train"]),
+                  "max_rel_diff_test": _rel(dev_last["test"], cpu_last["test"])}
+
+    res = TrainConfig(dataset="digits", model="resnet18", model_options={"width": 8 if args.quick else 64},
+                      epochs=1 if args.quick else 3, batch_size=128, device=args.device)
+    out["resnet18_digits"] = {"seconds_per_epoch_device": _run(res, tmp / "resnet")[0],
+                              "epochs": res.epochs, "width": res.model_options["width"]}
+
+    multi_gpu = torch.cuda.is_available() and torch.cuda.device_count() >= 2 and args.device.startswith("cuda")
+    dev = "cuda" if multi_gpu else "cpu"
+    flags = ["-m", "ufm", "train", "--dataset", "gaussian", "--dataset-option", "num_classes=4",
+             "--model-option", "width=32", "--epochs", "3", "--batch-size", "32", "--dtype", "float64",
+             "--device", dev, "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, *flags, "--out", str(tmp / "one")], check=True, capture_output=True, env=env)
+    t0 = time.perf_counter()
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          *flags, "--out", str(tmp / "two")], capture_output=True, text=True, env=env)
+    out["ddp"] = {"backend": "nccl" if multi_gpu else "gloo (CPU)", "multi_gpu_checked": multi_gpu,
+                  "returncode": ddp.returncode, "seconds": time.perf_counter() - t0}
+    if ddp.returncode == 0:
+        one, two = read_records(tmp / "one"), read_records(tmp / "two")
+        out["ddp"]["records"] = len(two)
+        out["ddp"]["max_rel_diff"] = max(_rel(a, b) for a, b in zip(one, two)) if len(one) == len(two) else None
+    else:
+        out["ddp"]["stderr"] = ddp.stderr[-2000:]
+    print(json.dumps(out, indent=1))
+    Path(args.out).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
