@@ -1,7 +1,7 @@
 """Cost of NC and calibration tracking per epoch, and the wall time of the mnist1d-mlp experiment.
 
 1. **Tracking overhead** on the ``mnist1d-mlp`` setting (MNIST-1D, 3,600 train / 400 val /
-   1,000 test; MLP 3x256; batch 128; float32; CPU). Every run goes through ``ufm.dnn.train``
+   1,000 test; MLP 3x256; batch 128; float32; CPU). Every run goes through ``ufm.dnn.training``
    into a fresh folder, so checkpoints and record writes are included. Runs, each repeated
    ``--repeats`` times in interleaved rounds (best time kept):
 
@@ -40,7 +40,7 @@ from ufm.dnn.config import TrainConfig  # noqa: E402
 from ufm.dnn.data import load_dataset  # noqa: E402
 from ufm.dnn.experiment import load_experiment, run_experiment  # noqa: E402
 from ufm.dnn.models import build_model  # noqa: E402
-from ufm.dnn.train import train  # noqa: E402
+from ufm.dnn.training import train  # noqa: E402
 
 
 def timed_run(cfg: TrainConfig, data) -> float:

@@ -2,7 +2,7 @@
 
     python benchmarks/gpu_training_check.py [--device cuda] [--out gpu_training_check.json] [--quick]
 
-Measures, on the machine it runs on (every run through ``ufm.dnn.train``, records every epoch):
+Measures, on the machine it runs on (every run through ``ufm.dnn.training``, records every epoch):
 
 1. ``mnist1d-mlp`` (MNIST-1D, MLP 3x256, batch 128, float32), ``--epochs`` epochs on ``--device``
    and on the CPU: wall time per epoch, and the largest relative difference between the two runs'

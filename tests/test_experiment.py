@@ -149,3 +149,39 @@ def test_cli_experiment_validate_and_bad_input(tiny, tmp_path, capsys):
 def test_experiment_spec_errors_name_the_problem(tmp_path):
     with pytest.raises(InvalidParameterError, match="experiment file .* does not exist"):
         load_experiment(tmp_path / "none.toml")
+
+
+def test_validate_survives_null_records_and_reports_the_checks_as_not_holding(tmp_path):
+    """Non-finite values are written as null: the checks that need them do not hold, nothing crashes."""
+    runs = [_fake_run(tmp_path / "a", 0.0, 0, None, (5.0, None, None), nc2=(0.9, None, None)),
+            _fake_run(tmp_path / "b", 0.1, 0, 0.02, (5.0, 0.4, 0.2))]
+    checks = {c["prediction"]: c["holds"] for c in validate(runs)["groups"][0]["checks"]}
+    assert checks == {"p_off - alpha/K agrees across alpha": False, "geometry approaches the simplex ETF": False,
+                      "LS reaches a given NC1 in fewer epochs": False, "LS collapses more (lower final NC1)": False}
+    assert "| LS collapses more (lower final NC1) | alpha=0: nan" in validation_markdown(validate(runs))
+    # a folder whose config.json is not a run's: one clear error
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "config.json").write_text('{"config": {"epochs": 2}}')
+    with pytest.raises(ValueError, match="is not the configuration of a training run"):
+        validate([tmp_path / "c"])
+
+
+def test_spec_rejects_repeated_grid_values_and_a_base_that_is_not_a_table(tmp_path):
+    from ufm.dnn.experiment import ExperimentSpec
+
+    with pytest.raises(InvalidParameterError, match="'grid.alpha' entry .* without repeats"):
+        ExperimentSpec("x", {"dataset": "gaussian"}, {"alpha": [0.1, 0.10]})
+    with pytest.raises(InvalidParameterError, match="'base' table of experiment 'x' must map"):
+        ExperimentSpec("x", 3, {"seed": [0]})
+
+
+def test_figures_use_the_experiments_own_runs_not_stale_folders(tiny, tmp_path):
+    import shutil
+
+    from ufm.report.dnn_figures import load_runs
+
+    folder, spec, _ = tiny
+    shutil.copytree(folder / "out", tmp_path / "out")
+    one_seed = type(spec)(spec.name, spec.base, {**spec.grid, "seed": [0]}, spec.description)
+    run_experiment(one_seed, tmp_path / "out", workers=0, progress=False)  # the seed-1 folders stay on disk
+    assert sorted(r["name"] for r in load_runs(tmp_path / "out")) == ["alpha=0.0-seed=0", "alpha=0.1-seed=0"]

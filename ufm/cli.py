@@ -6,12 +6,14 @@ point disagrees with the closed form.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
 import time
 import warnings
 from pathlib import Path
+from contextlib import contextmanager
 from typing import List, Optional
 
 from ._version import __version__
@@ -239,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--status", metavar="DIR", default=None, help="print the progress of the sweep in DIR and exit")
 
-    p = sub.add_parser("plot", help="draw a sweep's standard figures from its store")
+    p = sub.add_parser("plot", help="draw a sweep's (or an experiment's) standard figures from its records")
     p.add_argument("out", help="a folder written by `ufm sweep`")
 
     p = sub.add_parser("derive", help="print the symbolic derivation of the minimizer (or of the Hessian spectra)")
@@ -523,7 +525,12 @@ def _cmd_plot(args) -> int:
     from .report.sweep_figures import plot_sweep
 
     try:
-        paths = plot_sweep(args.out)
+        if (Path(args.out) / "experiment.json").is_file():
+            from .report.dnn_figures import plot_experiment
+
+            paths = plot_experiment(args.out)
+        else:
+            paths = plot_sweep(args.out)
     except (FileNotFoundError, ValueError) as e:
         raise UsageError(f"ufm plot: error: {e}")
     for path in paths:
@@ -637,18 +644,34 @@ def _train_config(args, where: str):
     return TrainConfig.from_dict(base, where=args.config or "the command line")
 
 
+@contextmanager
+def _run_errors(command: str):
+    """Errors raised inside a run (dataset and model options, the run folder) name their own
+    parameter, which is not a flag of this command: printed as they are."""
+    from .dnn.config import TrainConfig
+
+    try:
+        yield
+    except InvalidParameterError as e:
+        if e.param in {f.name for f in dataclasses.fields(TrainConfig)}:
+            raise
+        raise UsageError(f"ufm {command}: error: {e}")
+
+
 def _cmd_train(args) -> int:
-    from .dnn.train import train
+    from .dnn.training import train
 
     config = _train_config(args, "train")
-    summary = train(config, args.out, progress=not args.quiet and sys.stderr.isatty(),
-                    log=lambda m: print(m, file=sys.stderr))
+    with _run_errors("train"):
+        summary = train(config, args.out, progress=not args.quiet and sys.stderr.isatty(),
+                        log=lambda m: print(m, file=sys.stderr))
     if summary["final"]:  # rank 0
         for split in ("train", "val", "test"):
             r = summary["final"].get(split)
             if r:
-                print(f"{split:>5}: epoch {r['epoch']}  loss {r['loss']:.4f}  error {r['error']:.4f}  "
-                      f"NC1 {r['nc1']:.4g}  NC2_h {r['nc2_h']:.3f}  NC3 {r['nc3']:.3f}  ECE {r['ece']:.4f}")
+                v = {k: float("nan") if r.get(k) is None else r[k] for k in ("loss", "error", "nc1", "nc2_h", "nc3", "ece")}
+                print(f"{split:>5}: epoch {r['epoch']}  loss {v['loss']:.4f}  error {v['error']:.4f}  "
+                      f"NC1 {v['nc1']:.4g}  NC2_h {v['nc2_h']:.3f}  NC3 {v['nc3']:.3f}  ECE {v['ece']:.4f}")
         print(f"records: {Path(args.out) / 'metrics.jsonl'}")
     return 0
 
@@ -677,9 +700,10 @@ def _cmd_experiment(args) -> int:
                          f"Got {args.cluster!r} instead.")
     out = args.out or str(Path("ufm-experiments") / spec.name)
     try:
-        result = run_experiment(spec, out, workers=args.workers, cluster=args.cluster,
-                                progress=not args.quiet and sys.stderr.isatty(),
-                                log=lambda m: print(m, file=sys.stderr))
+        with _run_errors("experiment"):
+            result = run_experiment(spec, out, workers=args.workers, cluster=args.cluster,
+                                    progress=not args.quiet and sys.stderr.isatty(),
+                                    log=lambda m: print(m, file=sys.stderr))
     except ClusterError as e:
         raise UsageError(f"ufm experiment: error: {e}")
     for path in plot_experiment(out):
@@ -748,7 +772,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as e:  # solver divergence: one line, no traceback
         from .numerics.solver import SolverDivergedError
 
-        from .dnn.train import TrainingDivergedError
+        from .dnn.training import TrainingDivergedError
 
         if isinstance(e, (SolverDivergedError, TrainingDivergedError)):
             print(f"ufm: error: {e}", file=sys.stderr)

@@ -190,11 +190,24 @@ def _sweep(out: Path):
     return compute
 
 
+def _replace_if_other(marker: Path, same: Callable[[dict], bool]) -> None:
+    """Remove the folder of ``marker`` unless the JSON in ``marker`` describes this configuration."""
+    import shutil
+
+    if marker.parent.is_dir():
+        try:
+            keep = same(read_json(marker))
+        except (OSError, ValueError, KeyError, TypeError):
+            keep = False
+        if not keep:
+            shutil.rmtree(marker.parent)
+
+
 def _experiment(out: Path):
     def compute(config: dict) -> dict:
         from .dnn.config import TrainConfig
         from .dnn.experiment import ExperimentSpec, load_experiment, run_experiment
-        from .dnn.train import train
+        from .dnn.training import train
         from .dnn.validate import validate
 
         c = config
@@ -202,8 +215,13 @@ def _experiment(out: Path):
         spec = ExperimentSpec(full.name, {**full.base, "epochs": c["epochs"], "milestones": c["milestones"],
                                           "eval_every": c["eval_every"]},
                               {"alpha": c["alphas"], "seed": c["seeds"]}, full.description + " (short form)")
+        ufm_cfg = TrainConfig.from_dict(c["ufm_run"])
+        # folders left by a demo of another configuration (e.g. --quick) are replaced; a folder of this
+        # configuration is kept, so an interrupted stage resumes its runs
+        _replace_if_other(out / "experiment" / "experiment.json", lambda d: d == spec.to_dict())
+        _replace_if_other(out / "experiment-ufm" / "config.json", lambda d: d["config"] == ufm_cfg.to_dict())
         result = run_experiment(spec, out / "experiment", workers=c["workers"], progress=False)
-        train(TrainConfig.from_dict(c["ufm_run"]), out / "experiment-ufm", progress=False)
+        train(ufm_cfg, out / "experiment-ufm", progress=False)
         return {"folder": "experiment", "ufm_folder": "experiment-ufm", "experiment_seconds": result["seconds"],
                 "validation": result["validation"], "ufm_validation": validate([out / "experiment-ufm"])}
     return compute

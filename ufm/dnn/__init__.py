@@ -12,7 +12,7 @@ from .config import TrainConfig
 from .data import DATASETS, Dataset, DatasetNotFoundError, load_dataset
 from .experiment import BUNDLED, ExperimentSpec, load_experiment, run_experiment
 from .models import MODELS, build_model
-from .train import RunMismatchError, TrainingDivergedError, evaluate, read_records, train
+from .training import RunMismatchError, TrainingDivergedError, evaluate, read_records, train
 from .validate import validate, validation_markdown
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 A run is described by a :class:`TrainConfig`; every default is here, with its reason.
 The configuration is written to the run folder (``config.json``) before training starts,
-and a folder holding a different configuration refuses to resume (see ``ufm.dnn.train``).
+and a folder holding a different configuration refuses to resume (see ``ufm.dnn.training``).
 """
 from __future__ import annotations
 
@@ -25,7 +25,10 @@ MODES = ("standard", "ufm")
 SCHEDULES = ("multistep", "cosine", "constant")
 DTYPES = ("float32", "float64")
 #: keys that may differ when a run folder is resumed: they do not change the records
-RESULT_NEUTRAL_KEYS = ("device", "eval_batch_size")
+#: (on another device the records agree to rounding, not bit for bit)
+RESULT_NEUTRAL_KEYS = ("device",)
+#: dataset options that do not change the data (``download`` only lets torchvision fetch it)
+_NEUTRAL_DATASET_OPTIONS = ("download",)
 
 
 @dataclass(frozen=True)
@@ -177,5 +180,7 @@ class TrainConfig:
     def differences(self, other: "TrainConfig") -> list:
         """Keys (other than RESULT_NEUTRAL_KEYS) whose values differ, as (key, mine, other)."""
         a, b = self.to_dict(), other.to_dict()
+        for d in (a, b):
+            d["dataset_options"] = {k: v for k, v in d["dataset_options"].items() if k not in _NEUTRAL_DATASET_OPTIONS}
         return [(k, a[k], b[k]) for k in a if k not in RESULT_NEUTRAL_KEYS
                 and json.dumps(a[k], sort_keys=True) != json.dumps(b[k], sort_keys=True)]

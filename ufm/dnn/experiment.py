@@ -12,7 +12,7 @@ An experiment is a TOML file (bundled ones: :data:`BUNDLED`, in ``ufm/dnn/experi
     seed = [0, 1]
 
 Each run trains in ``OUT/runs/<key=value-...>/`` (a resumable run folder, see
-``ufm.dnn.train``); runs go to the same executors as sweeps (``ufm.executors``: local
+``ufm.dnn.training``); runs go to the same executors as sweeps (``ufm.executors``: local
 worker processes or a Dask cluster). Running the experiment again resumes unfinished runs
 and skips finished ones. When every run is done, the experiment writes
 ``experiment.json`` (the spec), ``summary.csv`` (the last record of each run and split) and
@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 import os
 import sys
 import time
@@ -36,7 +37,7 @@ from .._io import atomic_write_text, write_json
 from .._validation import Interval, InvalidParameterError, Options, check_param
 from ..executors import dask_executor, process_pool
 from .config import TrainConfig
-from .train import read_records, train
+from .training import read_records, train
 from .validate import validate, validation_markdown
 
 if sys.version_info >= (3, 11):
@@ -64,13 +65,17 @@ class ExperimentSpec:
     runs_: list = field(default_factory=list, compare=False, repr=False)
 
     def __post_init__(self):
+        if not isinstance(self.base, dict):
+            raise InvalidParameterError(f"The 'base' table of experiment {self.name!r} must map TrainConfig keys to "
+                                        f"values. Got {self.base!r} instead.", param="base")
         if not isinstance(self.grid, dict) or not self.grid:
             raise InvalidParameterError(f"The 'grid' table of experiment {self.name!r} must map TrainConfig keys to "
                                         f"non-empty lists. Got {self.grid!r} instead.", param="grid")
         for k, v in self.grid.items():
-            if not isinstance(v, list) or not v:
+            # no repeats (e.g. alpha = [0.1, 0.10]): two runs would share one folder
+            if not isinstance(v, list) or not v or len({json.dumps(x, sort_keys=True) for x in v}) != len(v):
                 raise InvalidParameterError(f"The 'grid.{k}' entry of experiment {self.name!r} must be a non-empty "
-                                            f"list. Got {v!r} instead.", param=f"grid.{k}")
+                                            f"list without repeats. Got {v!r} instead.", param=f"grid.{k}")
         runs = []
         keys = list(self.grid)
         for values in itertools.product(*(self.grid[k] for k in keys)):
@@ -84,7 +89,8 @@ class ExperimentSpec:
         return list(self.runs_)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "description": self.description, "base": self.base, "grid": self.grid}
+        return {"name": self.name, "description": self.description, "base": self.base, "grid": self.grid,
+                "runs": [name for name, _ in self.runs_]}
 
     def override(self, **base_changes) -> "ExperimentSpec":
         """The same experiment with ``base`` keys changed (e.g. fewer epochs for a short form)."""

@@ -33,6 +33,7 @@ the results; each check reports its measured values with the verdict, whichever 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -40,7 +41,7 @@ import numpy as np
 
 from ..theory.closed_form import closed_form_arrays
 from .config import TrainConfig
-from .train import read_config, read_records
+from .training import read_config, read_records
 
 __all__ = ["validate", "validation_markdown", "UFM_RTOL", "AGREE_RTOL", "UFM_QUANTITIES"]
 
@@ -54,10 +55,26 @@ UFM_QUANTITIES = {"w_norm": "w_norm", "h_norm": "h_norm", "logit_gap": "logit_ga
 
 def _load(run) -> dict:
     meta = read_config(run)
+    try:
+        config = TrainConfig.from_dict(meta["config"])
+        meta["model"]["num_classes"], meta["model"]["feature_dim"], meta["dataset"]["sizes"]["train"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{run}/config.json is not the configuration of a training run ({e!r} missing or "
+                         "invalid); pass folders written by ufm train or ufm experiment") from None
     records = [r for r in read_records(run) if r["split"] == "train"]
     if not records:
         raise ValueError(f"{run} has no train records yet; train it first")
-    return {"run": str(run), "meta": meta, "config": TrainConfig.from_dict(meta["config"]), "train": records}
+    return {"run": str(run), "meta": meta, "config": config, "train": records}
+
+
+def _num(v) -> float:
+    """A recorded value as a float (null, i.e. non-finite when written, is NaN)."""
+    return float("nan") if v is None else float(v)
+
+
+def _nanmean(values) -> float:
+    values = [v for v in map(_num, values) if math.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")
 
 
 def _ufm_run(r: dict) -> dict:
@@ -68,8 +85,11 @@ def _ufm_run(r: dict) -> dict:
     checks = []
     for q, key in UFM_QUANTITIES.items():
         pred = float(cf[q])
-        curve = [{"epoch": rec["epoch"], "measured": rec[key], "predicted": pred,
-                  "rel_error": abs(rec[key] - pred) / abs(pred) if pred else None} for rec in r["train"]]
+        curve = []
+        for rec in r["train"]:
+            m = _num(rec.get(key))
+            err = abs(m - pred) / abs(pred) if pred and math.isfinite(m) else None
+            curve.append({"epoch": rec["epoch"], "measured": m, "predicted": pred, "rel_error": err})
         final = curve[-1]["rel_error"]
         checks.append({"quantity": q, "predicted": pred, "measured": curve[-1]["measured"], "rel_error": final,
                        "holds": final is not None and final < UFM_RTOL, "curve": curve})
@@ -90,9 +110,9 @@ def _terminal_phase(records: list) -> dict:
 
 def _first_epoch(records: list, target: float):
     for rec in records:
-        if rec["nc1"] is not None and rec["nc1"] <= target:
+        if rec.get("nc1") is not None and rec["nc1"] <= target:
             return rec["epoch"]
-    return None
+    return float("nan")  # never reached
 
 
 def _group_checks(runs: List[dict]) -> dict:
@@ -102,23 +122,30 @@ def _group_checks(runs: List[dict]) -> dict:
         by_alpha.setdefault(r["config"].alpha, []).append(r)
     alphas = sorted(by_alpha)
     final = {a: [rr["train"][-1] for rr in by_alpha[a]] for a in alphas}
-    mean = lambda a, key: float(np.mean([rec[key] for rec in final[a]]))  # noqa: E731
+    mean = lambda a, key: _nanmean(rec.get(key) for rec in final[a])  # noqa: E731
     checks = []
+    # A comparison with a NaN is False: a check whose inputs are missing (null records) does not hold.
     if len(alphas) > 1:
         s = {a: mean(a, "p_off") - a / K for a in alphas}
-        spread = (max(s.values()) - min(s.values())) / max(abs(v) for v in s.values())
+        if all(math.isfinite(v) for v in s.values()):
+            scale = max(abs(v) for v in s.values())
+            spread = (max(s.values()) - min(s.values())) / scale if scale > 0 else 0.0
+        else:
+            spread = float("nan")  # a missing value: the check does not hold
         checks.append({"prediction": "p_off - alpha/K agrees across alpha", "measured": s,
                        "value": spread, "criterion": f"relative spread < {AGREE_RTOL}", "holds": spread < AGREE_RTOL})
     falls = {}
     for rr in runs:
         start = _terminal_phase(rr["train"])
-        falls[rr["run"]] = {"from_epoch": start["epoch"], **{k: (start[k], rr["train"][-1][k]) for k in ("nc2_h", "nc2_w")}}
+        falls[rr["run"]] = {"from_epoch": start["epoch"],
+                            **{k: (_num(start.get(k)), _num(rr["train"][-1].get(k))) for k in ("nc2_h", "nc2_w")}}
     checks.append({"prediction": "geometry approaches the simplex ETF", "measured": falls,
                    "criterion": "NC2 (means and classifier) lower at the last epoch than when the terminal phase "
                                 "starts (first record with zero training error; else mid-training)",
                    "holds": all(f[k][1] < f[k][0] for f in falls.values() for k in ("nc2_h", "nc2_w"))})
     if 0.0 in by_alpha and len(alphas) > 1:
-        target = max(rec["nc1"] for a in alphas for rec in final[a])
+        finals = [_num(rec.get("nc1")) for a in alphas for rec in final[a]]
+        target = max(finals) if all(math.isfinite(v) for v in finals) else float("nan")
         epochs = {a: [_first_epoch(rr["train"], target) for rr in by_alpha[a]] for a in alphas}
         mean_ep = {a: float(np.mean(v)) for a, v in epochs.items()}
         checks.append({"prediction": "LS reaches a given NC1 in fewer epochs", "target_nc1": target,

@@ -1,4 +1,4 @@
-"""Figures and the report of a DNN experiment, from its raw records alone (``ufm experiment``, ``ufm plot``).
+"""Figures and the report of a DNN experiment, from its raw records alone (``ufm experiment``, ``ufm plot DIR``).
 
 Reads ``experiment.json``, each run's ``config.json`` and ``metrics.jsonl``, and the
 experiment's ``validation.json``; never re-runs anything and never edits a record. Curves
@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .._io import atomic_write_text  # noqa: E402
-from ..dnn.train import read_records  # noqa: E402
+from ..dnn.training import read_records  # noqa: E402
 
 __all__ = ["load_runs", "plot_experiment", "experiment_markdown", "FIGURES"]
 
@@ -30,7 +30,10 @@ def load_runs(out) -> List[dict]:
     out = Path(out)
     spec = json.loads((out / "experiment.json").read_text())
     runs = []
-    for run in sorted((out / "runs").iterdir()) if (out / "runs").is_dir() else []:
+    listed = spec.get("runs")  # the experiment's own runs, not every folder left in runs/
+    folders = [out / "runs" / n for n in listed] if listed is not None else \
+        (sorted((out / "runs").iterdir()) if (out / "runs").is_dir() else [])
+    for run in folders:
         if not (run / "config.json").is_file():
             continue
         meta = json.loads((run / "config.json").read_text())

@@ -1,6 +1,7 @@
 """Training runs: records against independent computations, resume after kill -9, NaN stop,
 DDP against one process, a UFM-style run against the closed form, and bad input."""
 import json
+import math
 import os
 import shutil
 import signal
@@ -17,8 +18,9 @@ from ufm.cli import main
 from ufm.dnn.config import TrainConfig
 from ufm.dnn.data import load_dataset
 from ufm.dnn.models import build_model
-from ufm.dnn.train import RECORD_KEYS, RunMismatchError, TrainingDivergedError, read_records, train
+from ufm.dnn.training import RECORD_KEYS, RunMismatchError, TrainingDivergedError, read_records, train
 from ufm.dnn.validate import UFM_RTOL, validate
+from ufm.metrics.calibration import fit_temperature
 
 GAUSS = dict(num_classes=4, dim=16, train_size_per_class=60, test_size_per_class=30)
 CLI_DATA = ["--dataset", "gaussian", "--dataset-option", "num_classes=4", "--dataset-option", "dim=16",
@@ -108,10 +110,16 @@ def test_ece_and_temperature_scaling_in_the_records(finished):
     assert rec["ece"] == pytest.approx(_ece_loop(Z, ds.y_test.numpy()), abs=1e-12)
     assert rec["ece_ts"] == pytest.approx(_ece_loop(Z, ds.y_test.numpy(), T=rec["temperature"]), abs=1e-12)
     assert sum(rec["reliability"]["count"]) == 120
+    with torch.no_grad():
+        Zv = model(ds.x_val).double()
     val = [r for r in records if r["split"] == "val"]
-    for r in val[1:]:  # fitted on val: never a worse NLL there than T = 1
-        assert r["nll_ts"] <= r["nll"] + 1e-12
-        assert r["temperature"] == rec["temperature"] if r["epoch"] == rec["epoch"] else True
+    # fitted on the val split (an independent fit on the rebuilt model's val logits), not on test
+    assert val[-1]["temperature"] == rec["temperature"]
+    assert rec["temperature"] == pytest.approx(fit_temperature(Zv, ds.y_val), rel=1e-6)
+    nll_at = lambda T: float(torch.nn.functional.cross_entropy(Zv / T, ds.y_val))  # noqa: E731
+    assert val[-1]["nll"] == pytest.approx(nll_at(1.0), rel=1e-9)
+    assert val[-1]["nll_ts"] == pytest.approx(nll_at(rec["temperature"]), rel=1e-9) and \
+        val[-1]["nll_ts"] < val[-1]["nll"]  # temperature scaling lowers the NLL on the val split
 
 
 def test_learning_rate_is_a_pure_function_of_the_epoch():
@@ -161,14 +169,43 @@ def test_a_torn_last_line_and_a_record_after_the_checkpoint_are_dropped(tmp_path
     assert (tmp_path / "b" / "metrics.jsonl").read_bytes() == whole
 
 
-def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
-    with pytest.raises(TrainingDivergedError, match=r"became (nan|inf) in epoch 1 .* last good checkpoint "
-                                                    r"\(epoch 0\)"):
-        train(small(lr=1e12, momentum=0.0), tmp_path, progress=False)
+@pytest.mark.parametrize("batch_size", [32, 216])  # 216: full batch, the weights blow up in the epoch's last step
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path, batch_size):
+    import re
+
+    with pytest.raises(TrainingDivergedError) as err:
+        train(small(lr=1e12, momentum=0.0, batch_size=batch_size), tmp_path, progress=False)
+    m = re.search(r"became (nan|inf|non-finite) in epoch (\d+) .* last good checkpoint \(epoch (\d+)\)", str(err.value))
+    assert m and int(m.group(3)) == int(m.group(2)) - 1, str(err.value)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
-    assert state["epoch"] == 0
-    assert [r["epoch"] for r in read_records(tmp_path)] == [0, 0, 0]
+    assert state["epoch"] == int(m.group(3)) <= 1
+    assert [r["epoch"] for r in read_records(tmp_path)] == [e for e in range(state["epoch"] + 1) for _ in range(3)]
     assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def test_divergence_names_the_last_checkpoint_when_checkpointing_every_few_epochs(tmp_path, monkeypatch):
+    import ufm.dnn.training as tr
+
+    calls = {"n": 0}
+    real = tr.get_loss("label_smoothing")
+
+    def poisoned(z, y, alpha):  # finite for 3 epochs of 7 training steps, then NaN (evaluation is not counted)
+        calls["n"] += z.requires_grad
+        return real(z, y, alpha) * (float("nan") if calls["n"] > 21 else 1.0)
+
+    monkeypatch.setattr(tr, "get_loss", lambda name: poisoned)
+    with pytest.raises(TrainingDivergedError, match=r"in epoch 4 .* last good checkpoint \(epoch 2\)"):
+        train(small(epochs=6, checkpoint_every=2), tmp_path, progress=False)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["epoch"] == 2
+
+
+def test_a_run_folder_in_use_is_refused(tmp_path):
+    from ufm.dnn.training import _FolderLock
+
+    with _FolderLock(tmp_path, True):
+        with pytest.raises(RunMismatchError, match="is in use by another process"):
+            train(small(epochs=1), tmp_path, progress=False)
+    train(small(epochs=1), tmp_path, progress=False)  # free again
 
 
 def test_a_folder_with_another_config_refuses_to_resume(tmp_path, capsys):
@@ -192,6 +229,7 @@ def test_a_folder_with_another_config_refuses_to_resume(tmp_path, capsys):
     (["--milestones", "10,x"], r"--milestones must be comma-separated ints"),
     (["--epochs", "two"], r"--epochs: must be an int\. Got 'two' instead"),
     (["--model-option", "depht=3"], r"Unknown option 'depht' of build_model for model 'mlp'"),
+    (["--dataset-option", "num_classes=1"], r"ufm train: error: The 'num_classes' parameter of load_dataset"),
 ])
 def test_bad_input_exits_2_with_one_line_naming_the_flag(tmp_path, capsys, flags, match):
     import re
@@ -230,21 +268,60 @@ def test_ufm_style_run_on_gaussian_data_approaches_the_closed_form(tmp_path):
         assert check["holds"]
 
 
+def _run_group(cmd, timeout, **kw):
+    """Run ``cmd`` in its own process group; on timeout kill the whole group (torchrun's workers too)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            **kw)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"{cmd[:6]} did not finish in {timeout} s")
+    return proc.returncode, out, err
+
+
+DDP_DATA = ["--dataset", "gaussian", "--dataset-option", "num_classes=3", "--dataset-option", "dim=8",
+            "--dataset-option", "train_size_per_class=41", "--dataset-option", "test_size_per_class=7",
+            "--model-option", "width=16", "--model-option", "depth=2"]
+
+
 def test_ddp_with_gloo_on_two_processes_equals_one_process(tmp_path):
+    """111 training samples (odd, not a multiple of the batch either): every global minibatch is the
+    single-process one, so the records agree to rounding."""
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available in this torch build")
-    args = ["-m", "ufm", "train", *CLI_DATA, "--epochs", "3", "--batch-size", "32", "--dtype", "float64",
+    args = ["-m", "ufm", "train", *DDP_DATA, "--epochs", "3", "--batch-size", "16", "--dtype", "float64",
             "--device", "cpu", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], check=True, capture_output=True, env=env)
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          *args, "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env,
-                         timeout=120)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    code, _, err = _run_group([sys.executable, *args, "--out", str(tmp_path / "one")], 120, env=env)
+    assert code == 0, err[-2000:]
+    code, _, err = _run_group([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                               *args, "--out", str(tmp_path / "two")], 120, env=env)
+    assert code == 0, err[-2000:]
     one, two = read_records(tmp_path / "one"), read_records(tmp_path / "two")
-    assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
+    meta = json.loads((tmp_path / "two" / "config.json").read_text())
+    assert meta["world_size"] == 2 and meta["dataset"]["sizes"]["train"] == 111
     assert len(one) == len(two) == 12
     for a, b in zip(one, two):
         assert (a["epoch"], a["split"], a["n"]) == (b["epoch"], b["split"], b["n"])
         for key in ("loss", "error", "nc1", "nc2_h", "nc2_w", "nc3", "nc4", "w_norm", "h_norm", "ece", "p_true"):
             assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-12), (a["epoch"], a["split"], key)
+
+
+def test_ddp_with_batchnorm_and_an_empty_evaluation_shard_finishes(tmp_path):
+    """3 processes, 3 val samples (one each) and 6 test samples, BatchNorm buffers: no collective is left
+    unmatched (each process's BatchNorm sees its own share, so records are not compared with one process)."""
+    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available in this torch build")
+    args = ["-m", "ufm", "train", "--dataset", "gaussian", "--dataset-option", "num_classes=2",
+            "--dataset-option", "dim=4", "--dataset-option", "train_size_per_class=10",
+            "--dataset-option", "test_size_per_class=1", "--model-option", "width=8", "--model-option", "depth=1",
+            "--model-option", "batchnorm=true", "--epochs", "2", "--batch-size", "6", "--device", "cpu", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    code, _, err = _run_group([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=3",
+                               *args, "--out", str(tmp_path)], 120, env=env)
+    assert code == 0, err[-2000:]
+    records = read_records(tmp_path)
+    assert len(records) == 9 and [r["n"] for r in records[:3]] == [18, 2, 2]
+    assert all(math.isfinite(r["loss"]) for r in records)

@@ -31,10 +31,12 @@ mean_i p_{i,y_i}, ``p_off`` = mean_i mean_{j != y_i} p_ij; ``ece`` (15 equal-wid
 accuracy), from which reliability diagrams are drawn. Non-finite values are null.
 
 Multi-GPU: under ``torchrun`` (WORLD_SIZE > 1) the model is wrapped in
-DistributedDataParallel, each process takes batch_size / world_size samples of the same
-global minibatch (a DistributedSampler with the run's seed: the union over processes of
-step t's samples is the single-process batch t), the NC accumulators are all-reduced and
-the logits gathered for calibration, and only rank 0 writes.
+DistributedDataParallel; every process draws the same epoch order (:func:`epoch_order`) and
+takes its share of each global minibatch, weighted so that the update is exactly the
+single-process one (a last batch smaller than the number of processes is skipped); the NC
+sums are all-reduced and the logits gathered for calibration (evaluation runs on each
+process's shard, with rank 0's buffers); only rank 0 writes. BatchNorm statistics are those
+of each process's share. A run folder is locked while a run writes it.
 """
 from __future__ import annotations
 
@@ -58,8 +60,8 @@ from .config import TrainConfig
 from .data import load_dataset
 from .models import build_model
 
-__all__ = ["train", "evaluate", "read_records", "read_config", "TrainingDivergedError", "RunMismatchError",
-           "RECORD_KEYS"]
+__all__ = ["train", "evaluate", "epoch_order", "read_records", "read_config", "TrainingDivergedError",
+           "RunMismatchError", "RECORD_KEYS"]
 
 #: keys every record of metrics.jsonl has (the issue's minimum set and more)
 RECORD_KEYS = ("epoch", "split", "n", "lr", "loss", "nll", "error", "nc1", "nc2_h", "nc2_w", "nc3", "nc4",
@@ -123,11 +125,15 @@ class _Dist:
 
 def _device(config: TrainConfig, local_rank: int) -> torch.device:
     if config.device == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local_rank)
+            return torch.device(f"cuda:{local_rank}")
+        return torch.device("cpu")
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         raise InvalidParameterError(f"The 'device' parameter of train is {config.device!r} but CUDA is not "
                                     "available here; use --device cpu or auto.", param="device")
-    if config.device == "cuda":
+    if config.device == "cuda" or (config.device.startswith("cuda") and int(os.environ.get("WORLD_SIZE", "1")) > 1):
+        torch.cuda.set_device(local_rank)  # under torchrun: process r on GPU LOCAL_RANK, whatever cuda:N says
         return torch.device(f"cuda:{local_rank}")
     return torch.device(config.device)
 
@@ -149,7 +155,10 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, num_classes: int, alpha: f
     """
     core = model.module if hasattr(model, "module") else model
     was_training = core.training
-    model.eval()
+    core.eval()
+    if dist is not None and dist.active:  # rank 0's buffers (BatchNorm statistics), as DDP's forward would
+        for buf in core.buffers():
+            dist.dist.broadcast(buf, 0)
     N = x.shape[0]
     rank, world = (dist.rank, dist.world) if dist is not None and dist.active else (0, 1)
     chunk = -(-N // world)
@@ -159,11 +168,17 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, num_classes: int, alpha: f
     feats, logits = [], []
     for start in range(lo, hi, batch_size):
         xb, yb = x[start:min(hi, start + batch_size)], y[start:min(hi, start + batch_size)]
-        z, h = model(xb, return_features=True)  # (B, K), (B, d)
+        z, h = core(xb, return_features=True)  # (B, K), (B, d); not through DDP: no collective per batch
         acc.update_means(h, yb)
         feats.append((h, yb))
         logits.append(z.to(torch.float64))
     reduce = dist.all_reduce if dist is not None and dist.active else None
+    finite = torch.tensor([float(all(bool(torch.isfinite(h).all()) for h, _ in feats)
+                                 and all(bool(torch.isfinite(z).all()) for z in logits))], device=x.device)
+    if reduce is not None:
+        reduce(finite)  # every process raises together
+    if int(finite) != (dist.world if reduce is not None else 1):
+        raise TrainingDivergedError("the network's features or logits became non-finite")
     st = acc.finish_means(reduce)
     for h, yb in feats:  # the second pass runs over the stored features, not the network
         acc.update_span(h, yb)
@@ -231,10 +246,14 @@ def read_records(run) -> list:
     path = run / "metrics.jsonl"
     if not path.is_file():
         return []
-    data = path.read_bytes()
     ckpt = run / "checkpoint.pt"
-    if ckpt.is_file():
-        data = data[:torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["records_bytes"]]
+    # the checkpoint first: the records it covers were written before it, so they are in the file
+    # read next, whatever a running writer appends in between
+    covered = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["records_bytes"] \
+        if ckpt.is_file() else None
+    data = path.read_bytes()
+    if covered is not None:
+        data = data[:covered]
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
 
@@ -251,15 +270,59 @@ def _append_records(path: Path, records: list) -> int:
         return fh.tell()
 
 
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The order of the n training samples in ``epoch``: a pure function of (seed, epoch).
+
+    A permutation from a CPU generator seeded with seed * 1_000_003 + epoch (so that seeds do
+    not share orders shifted by an epoch). Every process draws the same one; global minibatch t
+    is order[tB:(t+1)B] and process r takes its positions r, r + world, ... (no padding, unlike
+    DistributedSampler, so a multi-process run trains on exactly the single-process batches).
+    """
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+class _FolderLock:
+    """An exclusive lock on a run folder (``.lock``, fcntl), so two processes never write one run."""
+
+    def __init__(self, out: Path, active: bool):
+        self.out, self.active, self.fh = out, active, None
+
+    def __enter__(self):
+        if not self.active:
+            return self
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock
+            return self
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.out / ".lock", "w")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.fh.close()
+            raise RunMismatchError(f"The run folder {self.out} is in use by another process; wait for it, or use "
+                                   "another --out folder.", param="out") from None
+        return self
+
+    def __exit__(self, *exc):
+        if self.fh is not None:
+            self.fh.close()
+
+
 def _check_folder(out: Path, config: TrainConfig) -> None:
     path = out / "config.json"
-    if not path.is_file():
-        return
+    ckpt = out / "checkpoint.pt"
     try:
-        held = TrainConfig.from_dict(json.loads(path.read_text())["config"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise RunMismatchError(f"{path} cannot be read as a run configuration ({e}); use another --out folder."
-                               ) from None
+        if path.is_file():
+            held = TrainConfig.from_dict(json.loads(path.read_text())["config"])
+        elif ckpt.is_file():
+            held = TrainConfig.from_dict(torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)["config"])
+        else:
+            return
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise RunMismatchError(f"{out} holds a run whose configuration cannot be read ({e}); use another --out "
+                               "folder.") from None
     diff = held.differences(config)
     if diff:
         what = "; ".join(f"{k}: folder has {a!r}, this run {b!r}" for k, a, b in diff)
@@ -299,8 +362,9 @@ def train(config: TrainConfig, out, *, progress: bool = True, log: Optional[Call
                              (config.device == "auto" and torch.cuda.is_available())) else "cpu"
     dist = _Dist(device_kind)
     try:
-        return _train(config, out, progress and dist.rank == 0, log if dist.rank == 0 else (lambda m: None),
-                      data, dist)
+        with _FolderLock(out, dist.rank == 0):
+            return _train(config, out, progress and dist.rank == 0, log if dist.rank == 0 else (lambda m: None),
+                          data, dist)
     finally:
         dist.close()
 
@@ -309,9 +373,6 @@ def _train(config, out, progress, log, data, dist) -> dict:
     from tqdm import tqdm
 
     t0 = time.perf_counter()
-    if config.batch_size % dist.world:
-        raise InvalidParameterError(f"The 'batch_size' parameter of train must be a multiple of the number of "
-                                    f"processes ({dist.world}). Got {config.batch_size} instead.", param="batch_size")
     _check_folder(out, config)
     device = _device(config, dist.local_rank)
     dtype = getattr(torch, config.dtype)
@@ -339,6 +400,10 @@ def _train(config, out, progress, log, data, dist) -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path, rec_path = out / "checkpoint.pt", out / "metrics.jsonl"
+    meta = {"config": config.to_dict(), "dataset": ds.describe(),
+            "model": {"name": config.model, "parameters": sum(p.numel() for p in core.parameters()),
+                      "feature_dim": core.feature_dim, "num_classes": K},
+            "world_size": dist.world, "environment": environment()}
     start, resumed_from = 0, None
     if ckpt_path.is_file():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
@@ -348,29 +413,23 @@ def _train(config, out, progress, log, data, dist) -> dict:
         if dist.rank == 0:
             with open(rec_path, "ab") as fh:  # drop what was appended after the checkpoint
                 fh.truncate(state["records_bytes"])
+            if not (out / "config.json").is_file():
+                write_json(out / "config.json", meta)
         log(f"{out}: resuming after epoch {start} of {config.epochs}")
     elif dist.rank == 0:
-        write_json(out / "config.json", {
-            "config": config.to_dict(), "dataset": ds.describe(),
-            "model": {"name": config.model, "parameters": sum(p.numel() for p in core.parameters()),
-                      "feature_dim": core.feature_dim, "num_classes": K},
-            "world_size": dist.world, "environment": environment()})
+        write_json(out / "config.json", meta)
         rec_path.write_bytes(b"")
     dist.barrier()
     if dist.active:
         model = torch.nn.parallel.DistributedDataParallel(
             core, device_ids=[device.index] if device.type == "cuda" else None)
 
-    from torch.utils.data import DistributedSampler
-
-    sampler = DistributedSampler(range(N), num_replicas=dist.world, rank=dist.rank, shuffle=True,
-                                 seed=config.seed, drop_last=False)
-    local_batch = config.batch_size // dist.world
     record_at = set(config.record_epochs())
     loss_fn = get_loss(config.loss)
     bar = tqdm(total=config.epochs, initial=start, disable=not progress, desc=out.name, unit="epoch",
                leave=False, dynamic_ncols=True)
     last = {}
+    saved = start  # the epoch of the last checkpoint
 
     def record(epoch, lr):
         nonlocal last
@@ -394,10 +453,12 @@ def _train(config, out, progress, log, data, dist) -> dict:
         return [results[s] for s in ("train", "val", "test") if s in results]
 
     def checkpoint(epoch, records):
+        nonlocal saved
         if dist.rank == 0:
             size = _append_records(rec_path, records) if records else rec_path.stat().st_size
             _save_checkpoint(ckpt_path, {"epoch": epoch, "model": core.state_dict(), "optimizer": opt.state_dict(),
                                          "records_bytes": size, "config": config.to_dict()})
+        saved = epoch
         dist.barrier()
 
     if start == 0:
@@ -408,37 +469,54 @@ def _train(config, out, progress, log, data, dist) -> dict:
         for g in opt.param_groups:
             g["lr"] = lr
         model.train()
-        sampler.set_epoch(epoch)
-        order = torch.tensor(list(sampler), device=device)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        wrong = torch.zeros((), dtype=torch.float64, device=device)
-        for s in range(0, order.numel(), local_batch):
-            idx = order[s:s + local_batch]
+        order = epoch_order(N, config.seed, epoch).to(device)  # (N,), the same in every process
+        sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, errors, samples
+        for s in range(0, N, config.batch_size):
+            batch = order[s:s + config.batch_size]  # the global minibatch, (n_g,)
+            n_g = batch.numel()
+            if n_g < dist.world:  # a last batch too small to give every process a sample: skipped
+                continue
+            idx = batch[dist.rank::dist.world]  # this process's share, (n_r,)
             xb, yb = x_train[idx], y_train[idx]
-            z, h = model(xb, return_features=True)  # (B, K), (B, d)
-            loss = loss_fn(z, yb, config.alpha)
+            z, h = model(xb, return_features=True)  # (n_r, K), (n_r, d)
+            mean_loss = loss_fn(z, yb, config.alpha)
+            # DDP averages gradients over processes: weight each share by world * n_r / n_g, so that the
+            # update is that of the mean loss over the global minibatch (exactly the single-process update)
+            loss = mean_loss * (dist.world * idx.numel() / n_g)
             if config.mode == "ufm":
                 loss = loss + 0.5 * config.lambda_w * core.classifier.weight.pow(2).sum() \
-                    + 0.5 * config.lambda_h * (N / idx.numel()) * h.pow(2).sum() \
+                    + 0.5 * config.lambda_h * (dist.world * N / n_g) * h.pow(2).sum() \
                     + 0.5 * config.lambda_b * core.classifier.bias.pow(2).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += loss.detach() * idx.numel()
-            wrong += (z.detach().argmax(1) != yb).sum()
-        train_loss = float(loss_sum) / order.numel()
-        if not math.isfinite(train_loss):
+            sums += torch.stack([mean_loss.detach().double() * idx.numel(),
+                                 (z.detach().argmax(1) != yb).sum().double(),
+                                 torch.tensor(float(idx.numel()), dtype=torch.float64, device=device)])
+        dist.all_reduce(sums)
+        train_loss = float(sums[0] / sums[2])
+        finite = torch.tensor(float(all(bool(torch.isfinite(p).all()) for p in core.parameters())), device=device)
+        dist.all_reduce(finite)  # every process stops together
+        if not math.isfinite(train_loss) or int(finite) != dist.world:
             bar.close()
+            what = f"the training loss became {train_loss}" if not math.isfinite(train_loss) \
+                else "the weights became non-finite"
             raise TrainingDivergedError(
-                f"the training loss became {train_loss} in epoch {epoch} (lr {lr:g}); the run stopped and its "
-                f"last good checkpoint (epoch {epoch - 1}) in {out} is intact. Lower --lr, or check the data.")
-        records = record(epoch, lr) if epoch in record_at else []
+                f"{what} in epoch {epoch} (lr {lr:g}); the run stopped and its last good checkpoint (epoch {saved}) "
+                f"in {out} is intact. Lower --lr, or check the data.")
+        try:
+            records = record(epoch, lr) if epoch in record_at else []
+        except TrainingDivergedError as e:
+            bar.close()
+            raise TrainingDivergedError(f"{e} in epoch {epoch} (lr {lr:g}); the run stopped and its last good "
+                                        f"checkpoint (epoch {saved}) in {out} is intact. Lower --lr, or check the "
+                                        "data.") from None
         pending += records
         if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
             checkpoint(epoch, pending)
             pending = []
         test = last.get("test", last.get("train", {}))
-        bar.set_postfix(loss=f"{train_loss:.4f}", train_err=f"{float(wrong) / order.numel():.3f}",
+        bar.set_postfix(loss=f"{train_loss:.4f}", train_err=f"{float(sums[1] / sums[2]):.3f}",
                         test_err=f"{test.get('error', float('nan')):.3f}")
         bar.update(1)
     bar.close()
