@@ -470,7 +470,9 @@ def _train(config, out, progress, log, data, dist) -> dict:
             g["lr"] = lr
         model.train()
         order = epoch_order(N, config.seed, epoch).to(device)  # (N,), the same in every process
-        sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, errors, samples
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        wrong = torch.zeros((), dtype=torch.float64, device=device)
+        seen = 0
         for s in range(0, N, config.batch_size):
             batch = order[s:s + config.batch_size]  # the global minibatch, (n_g,)
             n_g = batch.numel()
@@ -490,10 +492,11 @@ def _train(config, out, progress, log, data, dist) -> dict:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sums += torch.stack([mean_loss.detach().double() * idx.numel(),
-                                 (z.detach().argmax(1) != yb).sum().double(),
-                                 torch.tensor(float(idx.numel()), dtype=torch.float64, device=device)])
-        dist.all_reduce(sums)
+            loss_sum += mean_loss.detach() * idx.numel()
+            wrong += (z.detach().argmax(1) != yb).sum()
+            seen += idx.numel()
+        sums = torch.stack([loss_sum, wrong, torch.tensor(float(seen), dtype=torch.float64, device=device)])
+        dist.all_reduce(sums)  # loss sum, errors, samples of the epoch over every process
         train_loss = float(sums[0] / sums[2])
         finite = torch.tensor(float(all(bool(torch.isfinite(p).all()) for p in core.parameters())), device=device)
         dist.all_reduce(finite)  # every process stops together
