@@ -25,6 +25,8 @@ PyTorch's default, so ``torch.manual_seed`` before it makes a build reproducible
 """
 from __future__ import annotations
 
+import abc
+
 import inspect
 import math
 import numbers
@@ -62,10 +64,10 @@ _POSITIVE_INT = Interval("int", 1, None, "left")
 _BOOL = _Bool()
 
 
-class FeatureClassifier(nn.Module):
+class FeatureClassifier(nn.Module, metaclass=abc.ABCMeta):
     """A feature map followed by one linear classifier: ``z = W h(x) + b``.
 
-    Subclasses implement :meth:`features`; :meth:`forward` always goes through
+    Subclasses implement :meth:`features` (abstract: the base class cannot be instantiated); :meth:`forward` always goes through
     ``features`` and then ``classifier``, so that a wrapper such as
     ``DistributedDataParallel`` sees every parameter used, with or without
     ``return_features``.
@@ -88,9 +90,9 @@ class FeatureClassifier(nn.Module):
         self.num_classes = int(num_classes)
         self.classifier = nn.Linear(self.feature_dim, self.num_classes)
 
+    @abc.abstractmethod
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features ``h`` (B, d) of a batch ``x`` (B, *input_shape)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement features(x) -> (B, d) tensor.")
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
         """Logits (B, K), or ``(logits, features)`` with features (B, d) when ``return_features``."""
