@@ -171,9 +171,15 @@ def run_experiment(spec: ExperimentSpec, out, *, workers: Optional[int] = None, 
         try:
             futures = {pool.submit(_run_one, cfg.to_dict(), str(out / "runs" / name), False): name
                        for name, cfg in runs}
-            bar.set_postfix_str(f"running: {min(len(runs), getattr(pool, '_max_workers', len(runs)))} at a time")
+            def running():
+                names = [futures[f] for f in futures if f.running()]
+                left = any(not f.done() for f in futures)
+                bar.set_postfix_str(("running: " + (", ".join(names) or "(starting)")) if left else "")
+
+            running()
             for fut in as_completed(futures):
                 done(futures[fut], fut.result())
+                running()
         finally:
             if close is not None:
                 close()
