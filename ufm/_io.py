@@ -10,7 +10,27 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["atomic_write", "atomic_write_text", "write_json", "read_json", "environment", "to_jsonable"]
+__all__ = ["read_toml", "atomic_write", "atomic_write_text", "write_json", "read_json", "environment", "to_jsonable"]
+
+
+def read_toml(path, what: str, param: str) -> dict:
+    """The TOML file ``path`` as a dict; an unreadable or invalid file raises
+    ``InvalidParameterError`` naming ``what`` (e.g. "sweep file") and the parameter ``param``."""
+    from ._validation import InvalidParameterError
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as e:
+        raise InvalidParameterError(f"The {what} {str(path)!r} cannot be read: {e.strerror}.", param=param,
+                                    value=str(path), expected="a readable TOML file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidParameterError(f"The {what} {str(path)!r} is not valid TOML: {e}.", param=param,
+                                    value=str(path), expected="a valid TOML file") from None
 
 
 def atomic_write(path, write: Callable[[IO], None], binary: bool = False) -> None:

@@ -94,6 +94,17 @@ class Options:
         return isinstance(value, str) and value in self.names
 
 
+@dataclass(frozen=True)
+class Boolean:
+    """A Python bool (not 0 or 1)."""
+
+    def describe(self) -> str:
+        return "a bool"
+
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, bool)
+
+
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 

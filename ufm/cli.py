@@ -616,16 +616,9 @@ def _train_config(args, where: str):
     """TrainConfig from --config (TOML keys) overridden by the flags given."""
     from .dnn.config import TrainConfig
 
-    base = {}
-    if args.config:
-        from .dnn.experiment import tomllib
+    from ._io import read_toml
 
-        if not Path(args.config).is_file():
-            raise UsageError(f"ufm {where}: error: --config file {args.config!r} not found.")
-        try:
-            base = tomllib.loads(Path(args.config).read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise UsageError(f"ufm {where}: error: --config {args.config!r} is not valid TOML: {e}")
+    base = read_toml(args.config, "run file", "config") if args.config else {}
     for flag, key, kind, _ in _TRAIN_FLAGS:
         value = getattr(args, key)
         if value is None:

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from .._io import atomic_write
-from .._validation import Interval, InvalidParameterError, Options, UFMWarning, check_param
+from .._validation import Boolean, Interval, InvalidParameterError, Options, UFMWarning, check_param
 
 __all__ = [
     "Dataset",
@@ -171,14 +171,6 @@ class Dataset:
 # ---------------------------------------------------------------------------------------------
 # constraints and the registry
 
-class _Bool:
-    def describe(self) -> str:
-        return "a bool"
-
-    def contains(self, value: Any) -> bool:
-        return isinstance(value, bool)
-
-
 class _PathOrNone:
     def describe(self) -> str:
         return "a path (str or os.PathLike) or None"
@@ -282,7 +274,7 @@ def load_dataset(name: str, *, data_dir=None, val_fraction: float = 0.1, seed: i
     for key, value in (("train_per_class", train_per_class), ("test_per_class", test_per_class)):
         if value is not None:
             check_param(key, value, Interval("int", 1, None, "left"), caller)
-    check_param("download", download, _Bool(), caller)
+    check_param("download", download, Boolean(), caller)
     loader = DATASETS[name]
     for key, value in options.items():
         if key not in loader.options:

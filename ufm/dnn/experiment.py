@@ -26,24 +26,18 @@ import io
 import itertools
 import json
 import os
-import sys
 import time
 from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from .._io import atomic_write_text, write_json
+from .._io import atomic_write_text, read_toml, write_json
 from .._validation import Interval, InvalidParameterError, Options, check_param
 from ..executors import dask_executor, process_pool
 from .config import TrainConfig
 from .training import read_records, train
 from .validate import validate, validation_markdown
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = ["ExperimentSpec", "load_experiment", "run_experiment", "BUNDLED", "SUMMARY_KEYS"]
 
@@ -107,10 +101,7 @@ def load_experiment(name_or_path) -> ExperimentSpec:
     if not path.is_file():
         raise InvalidParameterError(f"The experiment file {path} does not exist.", param="experiment",
                                     value=str(path))
-    try:
-        d = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise InvalidParameterError(f"The experiment file {path} is not valid TOML: {e}", param="experiment") from None
+    d = read_toml(path, "experiment file", "experiment")
     unknown = sorted(set(d) - {"name", "description", "base", "grid"})
     if unknown:
         raise InvalidParameterError(f"Unknown key {unknown[0]!r} in {path}; valid keys: name, description, base, grid.",

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import Interval, InvalidParameterError, Options, check_param
+from .._validation import Boolean, Interval, InvalidParameterError, Options, check_param
 
 __all__ = [
     "FeatureClassifier",
@@ -50,18 +50,8 @@ __all__ = [
 ]
 
 
-class _Bool:
-    """A ``check_param`` constraint: a Python bool."""
-
-    def describe(self) -> str:
-        return "a bool"
-
-    def contains(self, value: Any) -> bool:
-        return isinstance(value, bool)
-
-
 _POSITIVE_INT = Interval("int", 1, None, "left")
-_BOOL = _Bool()
+_BOOL = Boolean()
 
 
 class FeatureClassifier(nn.Module, metaclass=abc.ABCMeta):

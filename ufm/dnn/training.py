@@ -53,8 +53,7 @@ import torch
 from .._io import atomic_write, environment, to_jsonable, write_json
 from .._validation import InvalidParameterError
 from ..losses import get_loss
-from ..metrics.calibration import (TemperatureAtBoundWarning, adaptive_ece, ece, fit_temperature, nll,
-                                   reliability_bins)
+from ..metrics.calibration import TemperatureAtBoundWarning, calibration_summary, fit_temperature, reliability_bins
 from ..metrics.nc import TwoPassNC
 from .config import TrainConfig
 from .data import load_dataset
@@ -123,16 +122,20 @@ class _Dist:
             self.dist.destroy_process_group()
 
 
-def _device(config: TrainConfig, local_rank: int) -> torch.device:
+def _device_kind(config: TrainConfig) -> str:
+    """'cuda' or 'cpu': what ``config.device`` asks for (``auto``: CUDA when available)."""
     if config.device == "auto":
-        if torch.cuda.is_available():
-            torch.cuda.set_device(local_rank)
-            return torch.device(f"cuda:{local_rank}")
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if config.device.startswith("cuda") else "cpu"
+
+
+def _device(config: TrainConfig, local_rank: int) -> torch.device:
+    if _device_kind(config) == "cpu":
         return torch.device("cpu")
-    if config.device.startswith("cuda") and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise InvalidParameterError(f"The 'device' parameter of train is {config.device!r} but CUDA is not "
                                     "available here; use --device cpu or auto.", param="device")
-    if config.device == "cuda" or (config.device.startswith("cuda") and int(os.environ.get("WORLD_SIZE", "1")) > 1):
+    if config.device in ("auto", "cuda") or int(os.environ.get("WORLD_SIZE", "1")) > 1:
         torch.cuda.set_device(local_rank)  # under torchrun: process r on GPU LOCAL_RANK, whatever cuda:N says
         return torch.device(f"cuda:{local_rank}")
     return torch.device(config.device)
@@ -156,11 +159,12 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, num_classes: int, alpha: f
     core = model.module if hasattr(model, "module") else model
     was_training = core.training
     core.eval()
-    if dist is not None and dist.active:  # rank 0's buffers (BatchNorm statistics), as DDP's forward would
+    dist = dist if dist is not None and dist.active else None
+    if dist is not None:  # rank 0's buffers (BatchNorm statistics), as DDP's forward would
         for buf in core.buffers():
             dist.dist.broadcast(buf, 0)
     N = x.shape[0]
-    rank, world = (dist.rank, dist.world) if dist is not None and dist.active else (0, 1)
+    rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
     chunk = -(-N // world)
     lo, hi = min(N, rank * chunk), min(N, (rank + 1) * chunk)
     W, b = core.classifier.weight.detach(), core.classifier.bias.detach()  # (K, d), (K,)
@@ -172,12 +176,12 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, num_classes: int, alpha: f
         acc.update_means(h, yb)
         feats.append((h, yb))
         logits.append(z.to(torch.float64))
-    reduce = dist.all_reduce if dist is not None and dist.active else None
+    reduce = dist.all_reduce if dist is not None else None
     finite = torch.tensor([float(all(bool(torch.isfinite(h).all()) for h, _ in feats)
                                  and all(bool(torch.isfinite(z).all()) for z in logits))], device=x.device)
     if reduce is not None:
         reduce(finite)  # every process raises together
-    if int(finite) != (dist.world if reduce is not None else 1):
+    if int(finite) != world:
         raise TrainingDivergedError("the network's features or logits became non-finite")
     st = acc.finish_means(reduce)
     for h, yb in feats:  # the second pass runs over the stored features, not the network
@@ -196,7 +200,8 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, num_classes: int, alpha: f
 
 
 def _logit_statistics(Z: torch.Tensor, y: torch.Tensor, K: int, alpha: float, loss_fn) -> dict:
-    """Loss, NLL, error, logit gap and mean probabilities from logits ``Z (N, K)`` (float64)."""
+    """Loss, error, logit gap and mean probabilities from logits ``Z (N, K)`` (float64); the NLL
+    comes with the calibration metrics (``ufm.metrics.calibration``)."""
     logp = torch.log_softmax(Z, dim=1)  # (N, K)
     onehot = torch.nn.functional.one_hot(y, K).to(torch.bool)  # (N, K)
     z_true = Z[onehot]  # (N,)
@@ -204,7 +209,6 @@ def _logit_statistics(Z: torch.Tensor, y: torch.Tensor, K: int, alpha: float, lo
     p_true = logp[onehot].exp()  # (N,)
     return {
         "loss": float(loss_fn(Z, y, alpha)),
-        "nll": float(-logp[onehot].mean()),
         "error": float((Z.argmax(1) != y).double().mean()),
         "logit_gap": float((z_true - z_off).mean()),
         "p_true": float(p_true.mean()),
@@ -218,13 +222,9 @@ def _bins(Z, y, n_bins, temperature) -> dict:
 
 
 def _calibration(Z, y, n_bins, temperature) -> dict:
-    out = {"ece": ece(Z, y, n_bins), "adaptive_ece": adaptive_ece(Z, y, n_bins), "temperature": temperature}
-    if temperature is not None:
-        out.update(ece_ts=ece(Z, y, n_bins, temperature=temperature),
-                   adaptive_ece_ts=adaptive_ece(Z, y, n_bins, temperature=temperature),
-                   nll_ts=nll(Z, y, temperature=temperature))
-    else:
-        out.update(ece_ts=None, adaptive_ece_ts=None, nll_ts=None)
+    """``calibration_summary`` (nll, ECEs, and at ``temperature`` when there is one), every key present."""
+    out = {"temperature": None, "ece_ts": None, "adaptive_ece_ts": None, "nll_ts": None}
+    out.update(calibration_summary(Z, y, temperature=temperature, n_bins=n_bins))
     return out
 
 
@@ -358,9 +358,7 @@ def train(config: TrainConfig, out, *, progress: bool = True, log: Optional[Call
                                     f"Got {type(config).__name__} instead.", param="config")
     log = log or (lambda msg: None)
     out = Path(out)
-    device_kind = "cuda" if (config.device.startswith("cuda") or
-                             (config.device == "auto" and torch.cuda.is_available())) else "cpu"
-    dist = _Dist(device_kind)
+    dist = _Dist(_device_kind(config))
     try:
         with _FolderLock(out, dist.rank == 0):
             return _train(config, out, progress and dist.rank == 0, log if dist.rank == 0 else (lambda m: None),

@@ -180,11 +180,7 @@ def validate(runs: Sequence) -> dict:
 
 
 def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, dict):
-        return ", ".join(f"{k}: {_fmt(x)}" for k, x in v.items())
-    return str(v)
+    return "n/a" if v is None else f"{v:.4g}"
 
 
 def validation_markdown(result: dict) -> str:

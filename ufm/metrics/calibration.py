@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -389,7 +389,8 @@ def fit_temperature(logits, labels, *, bounds=(0.05, 20.0)) -> float:
     return _fit_temperature(z, y, lo, hi, caller)
 
 
-def calibration_summary(logits, labels, *, val_logits=None, val_labels=None, n_bins: int = 15) -> dict:
+def calibration_summary(logits, labels, *, val_logits=None, val_labels=None, temperature: Optional[float] = None,
+                        n_bins: int = 15) -> dict:
     """ECE, adaptive ECE and NLL of test logits, and the same after temperature scaling.
 
     Args:
@@ -399,15 +400,24 @@ def calibration_summary(logits, labels, *, val_logits=None, val_labels=None, n_b
             on them by :func:`fit_temperature` (default bounds) and applied to the test
             logits.
         val_labels: optional (M,) integer validation labels in [0, K).
+        temperature: optional T > 0 already fitted (e.g. once per epoch on a validation
+            split, then applied to several splits); not together with ``val_logits``.
         n_bins: B >= 1, for both ECEs.
 
     Returns:
         dict of Python floats: ``ece``, ``adaptive_ece``, ``nll`` and, with validation
-        logits, ``temperature``, ``ece_ts``, ``adaptive_ece_ts``, ``nll_ts`` (test
-        metrics at the fitted temperature).
+        logits or a temperature, ``temperature``, ``ece_ts``, ``adaptive_ece_ts``,
+        ``nll_ts`` (test metrics at that temperature).
     """
     caller = "calibration_summary"
     check_param("n_bins", n_bins, _N_BINS, caller)
+    if temperature is not None:
+        check_param("temperature", temperature, _TEMPERATURE, caller)
+        if val_logits is not None:
+            raise InvalidParameterError(
+                f"The 'temperature' parameter of {caller} must be None when 'val_logits' is given (the "
+                f"temperature is then fitted on them). Got {temperature!r} instead.", param="temperature",
+                value=temperature, expected="None with val_logits")
     z, y = _check_inputs(logits, labels, caller)
     if (val_logits is None) != (val_labels is None):
         missing = "val_labels" if val_labels is None else "val_logits"
@@ -423,7 +433,8 @@ def calibration_summary(logits, labels, *, val_logits=None, val_labels=None, n_b
                 f"The 'val_logits' parameter of {caller} must have K = {z.shape[1]} columns, as 'logits'. "
                 f"Got {zv.shape[1]} instead.", param="val_logits", value=zv.shape[1],
                 expected=f"{z.shape[1]} columns")
-        T = _fit_temperature(zv, yv, 0.05, 20.0, caller)
-        out["temperature"] = T
-        out.update(_metrics(z, y, T, n_bins, "_ts"))
+        temperature = _fit_temperature(zv, yv, 0.05, 20.0, caller)
+    if temperature is not None:
+        out["temperature"] = temperature
+        out.update(_metrics(z, y, float(temperature), n_bins, "_ts"))
     return {k: float(v) for k, v in out.items()}

@@ -18,8 +18,9 @@ import numpy as np  # noqa: E402
 
 from .._io import atomic_write_text  # noqa: E402
 from ..dnn.training import read_records  # noqa: E402
+from ..dnn.validate import validation_markdown  # noqa: E402
 
-__all__ = ["load_runs", "plot_experiment", "experiment_markdown", "FIGURES"]
+__all__ = ["load_runs", "plot_experiment", "experiment_markdown", "summary_table", "FIGURES"]
 
 FIGURES = ("nc_vs_epoch.png", "nc1_vs_nc2.png", "calibration_vs_alpha.png", "reliability.png",
            "norms_vs_alpha.png", "ufm_predictions.png")
@@ -212,6 +213,26 @@ def plot_experiment(out) -> List[Path]:
     return paths
 
 
+def summary_table(runs: List[dict]) -> List[str]:
+    """Markdown rows: per alpha, the last records (mean ± std over seeds): train and test error,
+    train NC1-NC4, test ECE before and after temperature scaling, and the temperature."""
+    lines = ["| alpha | train error | test error | NC1 (train) | NC2 means | NC2 W | NC3 | NC4 | test ECE | "
+             "test ECE scaled | T |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def ms(a, split, key, fmt=".3g"):
+        v = _final(runs, a, split, key)
+        if not len(v):
+            return "–"
+        return f"{v.mean():{fmt}} ± {v.std():.1g}" if len(v) > 1 else f"{v.mean():{fmt}}"
+
+    for a in sorted({r["alpha"] for r in runs}):
+        lines.append(f"| {a:g} | {ms(a, 'train', 'error')} | {ms(a, 'test', 'error')} | {ms(a, 'train', 'nc1')} | "
+                     f"{ms(a, 'train', 'nc2_h')} | {ms(a, 'train', 'nc2_w')} | {ms(a, 'train', 'nc3')} | "
+                     f"{ms(a, 'train', 'nc4')} | {ms(a, 'test', 'ece')} | {ms(a, 'test', 'ece_ts')} | "
+                     f"{ms(a, 'test', 'temperature')} |")
+    return lines
+
+
 def experiment_markdown(out, runs: List[dict], validation: Dict) -> str:
     """The experiment's report: the last records per alpha (mean ± std over seeds), the
     UFM checks and the figures."""
@@ -222,23 +243,9 @@ def experiment_markdown(out, runs: List[dict], validation: Dict) -> str:
     last_epoch = max(rec["epoch"] for r in runs for rec in r["records"])
     lines = [f"# Experiment `{spec['name']}`", "", spec.get("description", ""), "",
              f"{len(runs)} runs (alphas {', '.join(f'{a:g}' for a in alphas)}; seeds {', '.join(map(str, seeds))}), "
-             f"last recorded epoch {last_epoch}. Mean ± std over seeds of the last record of each run.", "",
-             "| alpha | train error | test error | NC1 (train) | NC2 means | NC2 W | NC3 | NC4 | test ECE | "
-             "test ECE scaled | T |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-
-    def ms(a, split, key, fmt=".3g"):
-        v = _final(runs, a, split, key)
-        if not len(v):
-            return "–"
-        return f"{v.mean():{fmt}} ± {v.std():.1g}" if len(v) > 1 else f"{v.mean():{fmt}}"
-
-    for a in alphas:
-        lines.append(f"| {a:g} | {ms(a, 'train', 'error')} | {ms(a, 'test', 'error')} | {ms(a, 'train', 'nc1')} | "
-                     f"{ms(a, 'train', 'nc2_h')} | {ms(a, 'train', 'nc2_w')} | {ms(a, 'train', 'nc3')} | "
-                     f"{ms(a, 'train', 'nc4')} | {ms(a, 'test', 'ece')} | {ms(a, 'test', 'ece_ts')} | "
-                     f"{ms(a, 'test', 'temperature')} |")
+             f"last recorded epoch {last_epoch}. Mean ± std over seeds of the last record of each run.", ""]
+    lines += summary_table(runs)
     lines += ["", "## UFM predictions against the measurements", ""]
-    md = out / "validation.md"
-    lines += [md.read_text() if md.is_file() else "(no validation.json yet)", ""]
+    lines += [validation_markdown(validation) if validation else "(no validation.json yet)", ""]
     lines += ["## Figures", ""] + [f"![{f}]({f})" for f in FIGURES] + [""]
     return "\n".join(lines)

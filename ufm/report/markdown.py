@@ -286,15 +286,12 @@ def _sweep_section(rec: dict, figures: List[Path], out: Path) -> List[str]:
 
 
 def _experiment_section(rec: dict, out: Path) -> List[str]:
-    from .dnn_figures import experiment_markdown, load_runs, plot_experiment
+    from ..dnn.validate import validation_markdown
+    from .dnn_figures import load_runs, plot_experiment, summary_table
 
     c = rec["config"]
     folder = out / rec["folder"]
     plot_experiment(folder)  # figures and folder/report.md, from the run records alone
-    table = experiment_markdown(folder, load_runs(folder), rec["validation"]).split("\n")
-    start = next(i for i, line in enumerate(table) if line.startswith("| alpha"))
-    end = next(i for i in range(start, len(table)) if not table[i].startswith("|"))
-    from ..dnn.validate import validation_markdown
 
     lines = ["## 8. Networks: CE vs LS (the mnist1d-mlp experiment, short form)", "",
              f"`ufm experiment mnist1d-mlp` shortened to {c['epochs']} epochs, alpha in {c['alphas']}, seeds "
@@ -302,7 +299,7 @@ def _experiment_section(rec: dict, out: Path) -> List[str]:
              f"{c['eval_every']} epochs on the train, val and test splits (raw records: `{rec['folder']}/runs/*/"
              f"metrics.jsonl`; full report: [{rec['folder']}/report.md]({rec['folder']}/report.md)). Last records, "
              "train-split NC metrics, test-split calibration before and after temperature scaling (fitted on val):", ""]
-    lines += table[start:end] + ["", "What the UFM predicts, against what the networks did (criteria stated in "
+    lines += summary_table(load_runs(folder)) + ["", "What the UFM predicts, against what the networks did (criteria stated in "
                                      "`ufm.dnn.validate`):", ""]
     lines += validation_markdown(rec["validation"]).rstrip().split("\n") + [""]
     lines += [f"![{n}]({rec['folder']}/{n})" for n in ("nc_vs_epoch.png", "calibration_vs_alpha.png",

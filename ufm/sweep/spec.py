@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import List, Union
 
+from .._io import read_toml
 from .._validation import Interval, InvalidParameterError, check_param
 from ..problem import UFMProblem
 
@@ -118,19 +119,7 @@ class SweepSpec:
 
     @classmethod
     def from_toml(cls, path) -> "SweepSpec":
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python < 3.11
-            import tomli as tomllib
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except OSError as e:
-            raise InvalidParameterError(f"The sweep file {str(path)!r} cannot be read: {e.strerror}.",
-                                        param="config", value=str(path), expected="a readable TOML file") from None
-        except tomllib.TOMLDecodeError as e:
-            raise InvalidParameterError(f"The sweep file {str(path)!r} is not valid TOML: {e}.", param="config",
-                                        value=str(path), expected="a valid TOML file") from None
+        data = read_toml(path, "sweep file", "config")
         return cls.from_mapping(data, source=f"sweep file {str(path)!r}")
 
     def to_dict(self) -> dict:
