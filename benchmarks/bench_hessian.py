@@ -61,7 +61,8 @@ import torch
 
 from ufm import UFMProblem, explicit_minimizer
 from ufm.numerics import hessian as hessian_module
-from ufm.numerics.hessian import dense_hessian, hessian_bytes, top_eigenvalues
+from ufm.numerics.hessian import dense_hessian, hessian_bytes
+from ufm.numerics.spectrum import top_eigenvalues
 from _machine import machine, memory_supported, reset_peak, status_kib  # benchmarks/ is on sys.path when a script here runs
 
 TOP_K = 20

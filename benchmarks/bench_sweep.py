@@ -24,7 +24,7 @@ from _machine import machine  # benchmarks/ is on sys.path when a script here ru
 
 from ufm.sweep import SweepSpec, run_sweep
 from ufm.sweep.runner import compute_group
-from ufm.sweep.store import SweepStore
+from ufm.records.store import SweepStore
 
 
 def main():

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from ufm import UFMProblem, explicit_minimizer, solve
-from ufm.conditioning import compare_sources, conditioning
-from ufm.numerics.hessian import top_eigenvalues
+from ufm.analysis.conditioning import compare_sources, conditioning
+from ufm.numerics.spectrum import top_eigenvalues
 
 
 def _sync(device):

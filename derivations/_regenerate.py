@@ -3,6 +3,8 @@ import argparse
 import pathlib
 import sys
 
+from ufm._core.io import atomic_write_text
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -23,9 +25,7 @@ def run(script: str, description: str, derive, to_text, outputs, argv=None) -> i
             if not path.exists() or path.read_text() != text:
                 stale.append(str(path.relative_to(ROOT)))
         else:
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
+            atomic_write_text(path, text)
             print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
     if stale:
         print(f"stale, regenerate with `python derivations/{script}`: " + ", ".join(stale), file=sys.stderr)

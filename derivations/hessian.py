@@ -5,18 +5,18 @@
 
 Regenerates ``derivations/hessian.md`` (the derivation with LaTeX and the spectra of the
 four operators, logits, features, classifier and full) and
-``ufm/theory/_hessian_generated.py`` (the compiled spectra that ``ufm.theory.spectra``
+``ufm/theory/_generated/hessian.py`` (the compiled spectra that ``ufm.theory.spectra``
 evaluates at run time, so sympy is never imported there). Takes about a minute.
 """
 import sys
 
 from _regenerate import ROOT, run
 
-from ufm.theory.symbolic_hessian import derive_hessian, hessian_to_markdown, hessian_to_python, hessian_to_text
+from ufm.theory.symbolic.hessian import derive_hessian, hessian_to_markdown, hessian_to_python, hessian_to_text
 
 OUTPUTS = {
     ROOT / "derivations" / "hessian.md": hessian_to_markdown,
-    ROOT / "ufm" / "theory" / "_hessian_generated.py": hessian_to_python,
+    ROOT / "ufm" / "theory" / "_generated" / "hessian.py": hessian_to_python,
 }
 
 

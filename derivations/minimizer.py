@@ -4,18 +4,18 @@
     python derivations/minimizer.py --check   # exit 1 if a committed file is stale
 
 Regenerates ``derivations/minimizer.md`` (the derivation with LaTeX) and
-``ufm/theory/_minimizer_generated.py`` (the compiled closed forms that
+``ufm/theory/_generated/minimizer.py`` (the compiled closed forms that
 ``ufm.theory.closed_form`` evaluates at run time, so sympy is never imported there).
 """
 import sys
 
 from _regenerate import ROOT, run
 
-from ufm.theory.symbolic import derive_minimizer, to_markdown, to_python, to_text
+from ufm.theory.symbolic.minimizer import derive_minimizer, to_markdown, to_python, to_text
 
 OUTPUTS = {
     ROOT / "derivations" / "minimizer.md": to_markdown,
-    ROOT / "ufm" / "theory" / "_minimizer_generated.py": to_python,
+    ROOT / "ufm" / "theory" / "_generated" / "minimizer.py": to_python,
 }
 
 

@@ -6,7 +6,7 @@ and at a numerically found minimizer, and prints whether label smoothing lowers 
 number under each definition.
 """
 from ufm import UFMProblem
-from ufm.conditioning import compare_sources, conditioning, summarize
+from ufm import compare_sources, conditioning, summarize
 
 problem = UFMProblem(num_classes=4, per_class=3, dim=5, lambda_w=5e-3, lambda_h=5e-3)
 spectra = conditioning(problem, alphas=[0.0, 0.05, 0.1], numeric=True)

@@ -4,7 +4,6 @@ each solution with the closed form.
     python examples/solve_and_compare.py
 """
 import ufm
-from ufm.verify import compare, measure
 
 alphas = [0.0, 0.05, 0.1, 0.2, 0.4]
 problems = [ufm.UFMProblem(num_classes=5, per_class=20, dim=8, lambda_w=5e-3, lambda_h=5e-3, alpha=a)
@@ -13,7 +12,7 @@ result = ufm.solve(problems, method="lbfgs", seeds=range(len(problems)), tol=1e-
 
 print(f"{'alpha':>5} {'gap (num)':>12} {'gap (closed)':>12} {'rel. err':>9} {'NC1':>9} {'steps':>5}")
 for i, p in enumerate(problems):
-    m = measure(result, i)
-    err = compare(p, m)
+    m = ufm.measure(result, i)
+    err = ufm.compare(p, m)
     print(f"{p.alpha:>5} {m['logit_gap']:>12.8f} {ufm.closed_form(p).logit_gap:>12.8f} "
           f"{err['logit_gap']:>9.1e} {m['nc1']:>9.1e} {m['steps']:>5}")

@@ -7,7 +7,8 @@ predictions checked on the two runs. Takes a few seconds on a laptop CPU.
 import tempfile
 from pathlib import Path
 
-from ufm.dnn import TrainConfig, train, validate, validation_markdown
+from ufm.dnn import TrainConfig, train, validate
+from ufm.report.validation import validation_markdown
 
 out = Path(tempfile.mkdtemp(prefix="ufm-example-"))
 runs = []

@@ -1,50 +1,59 @@
 """ufm: the unconstrained feature model (UFM) of neural collapse, under CE and label smoothing.
 
-The public API (conventions in the README, "Conventions"):
-
-    UFMProblem          validated problem specification (K, n, d, lambdas, alpha, loss)
-    closed_form         closed-form global minimizer of one problem
-    closed_form_arrays  the same, vectorized over arrays of parameters (numpy or torch)
-    explicit_minimizer  the exact minimizer (W*, H*, b*) as tensors
-    simplex_etf         a K x d simplex equiangular tight frame
-    solve               batched numerical solver (gd, momentum, lbfgs)
-    nc_metrics          NC1-NC4 of labelled features (streaming, float64)
-    NCAccumulator       the streaming accumulator behind nc_metrics
-    verify              numeric vs closed-form comparison over a grid
-    derive_minimizer    the symbolic derivation (imports sympy on first use)
+The public API, one name a line (conventions in the README, "Conventions"). Names are
+imported on first use, so ``import ufm`` is cheap and a light command imports neither torch
+nor sympy; ``from ufm import X`` and ``ufm.X`` work as usual. The layers behind these names
+are described in ``ARCHITECTURE.md``.
 """
-from ._validation import ClosedFormNotApplicableWarning, InvalidParameterError
-from .metrics.nc import NCAccumulator, nc_metrics
-from .numerics.solver import SolveResult, SolverDivergedError, solve
-from .problem import UFMProblem
-from .theory.closed_form import ClosedForm, closed_form, closed_form_arrays, explicit_minimizer, simplex_etf
-from .verify import default_grid, verify
+from ufm._version import __version__
 
-from ._version import __version__  # noqa: E402
+#: public name -> the module that defines it
+_EXPORTS = {
+    # problem specification and errors
+    "UFMProblem": "ufm.problem",
+    "InvalidParameterError": "ufm._core.validation",
+    "ClosedFormNotApplicableWarning": "ufm._core.validation",
+    # theory: closed forms and derived spectra
+    "ClosedForm": "ufm.theory.closed_form",
+    "closed_form": "ufm.theory.closed_form",
+    "closed_form_arrays": "ufm.theory.closed_form",
+    "explicit_minimizer": "ufm.theory.closed_form",
+    "simplex_etf": "ufm.theory.closed_form",
+    "Spectrum": "ufm.theory.spectra",
+    "symbolic_spectrum": "ufm.theory.spectra",
+    "derive_minimizer": "ufm.theory.symbolic.minimizer",
+    # numerics: the batched solver and Hessian spectra
+    "SolveResult": "ufm.numerics.solve",
+    "SolverDivergedError": "ufm.numerics.solve",
+    "numeric_spectrum": "ufm.numerics.spectrum",
+    # metrics
+    "nc_metrics": "ufm.metrics.accumulators",
+    "NCAccumulator": "ufm.metrics.accumulators",
+    # analyses
+    "solve": "ufm.analysis.tracking",
+    "measure": "ufm.analysis.verify",
+    "compare": "ufm.analysis.verify",
+    "verify": "ufm.analysis.verify",
+    "default_grid": "ufm.analysis.verify",
+    "conditioning": "ufm.analysis.conditioning",
+    "summarize": "ufm.analysis.conditioning",
+    "compare_sources": "ufm.analysis.conditioning",
+    "convergence": "ufm.analysis.convergence",
+}
 
-__all__ = [
-    "UFMProblem",
-    "ClosedForm",
-    "closed_form",
-    "closed_form_arrays",
-    "explicit_minimizer",
-    "simplex_etf",
-    "solve",
-    "SolveResult",
-    "SolverDivergedError",
-    "nc_metrics",
-    "NCAccumulator",
-    "verify",
-    "default_grid",
-    "derive_minimizer",
-    "InvalidParameterError",
-    "ClosedFormNotApplicableWarning",
-]
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name):
-    if name == "derive_minimizer":  # keeps sympy out of `import ufm`
-        from .theory.symbolic import derive_minimizer
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ufm' has no attribute {name!r}")
+    import importlib
 
-        return derive_minimizer
-    raise AttributeError(f"module 'ufm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

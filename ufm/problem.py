@@ -10,15 +10,16 @@ W is K x d, H is d x N (all N columns, not class means; column i has label
 y_i = i // n), b in R^K. L is cross-entropy against the label-smoothed target
 (1 - alpha) e_y + (alpha/K) 1; alpha = 0 is plain cross-entropy.
 
-All parameter validation of the toolkit lives here.
+Its constraints (``CONSTRAINTS``) are the ones the command line's problem flags are built from.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable, Dict, Iterable, List, Tuple
 
-from ._validation import Interval, Options, check_all
+from ufm._core.validation import Interval, Options, check_all
 
-__all__ = ["UFMProblem", "LOSS_NAMES"]
+__all__ = ["UFMProblem", "LOSS_NAMES", "group_by_shape"]
 
 #: Losses the toolkit knows, symbolically (theory) and numerically (losses.py).
 #: ``label_smoothing`` with alpha = 0 is cross-entropy.
@@ -100,8 +101,26 @@ class UFMProblem:
         """True when d >= K - 1, so a simplex ETF fits in R^d."""
         return self.dim >= self.num_classes - 1
 
+    @classmethod
+    def from_config(cls, config, **changes) -> "UFMProblem":
+        """The problem described by the fields of ``config`` (a mapping that may hold other keys
+        too, such as a sweep point's seed or a stage's solver options), with ``changes`` applied;
+        absent fields take their defaults."""
+        names = [f.name for f in fields(cls)]
+        return cls(**{**{k: config[k] for k in names if k in config}, **changes})
+
     def replace(self, **changes) -> "UFMProblem":
         return UFMProblem(**{**asdict(self), **changes})
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def group_by_shape(items: Iterable, shape: Callable = lambda item: item[0].shape) -> Dict[tuple, List[Tuple[int, Any]]]:
+    """{shape: [(index, item), ...]} in input order within each group: the items that can be solved
+    as one batch (the same (K, d, n, loss)). ``shape(item)`` gives an item's shape; by default items
+    are (UFMProblem, seed) pairs."""
+    groups: Dict[tuple, List[Tuple[int, object]]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(shape(item), []).append((i, item))
+    return groups

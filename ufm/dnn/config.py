@@ -11,12 +11,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-from .._validation import Interval, InvalidParameterError, Options, check_param
-from ..losses import LOSSES
-from .data import DATASETS
-from .models import MODELS
+from ufm._core.io import read_toml
+from ufm._core.validation import (ALPHA, InstanceOf, Interval, InvalidParameterError, ListOf, Options, OrNone, PathLike,
+                                  check_all, check_param)
+from ufm.losses import LOSSES
+from ufm.dnn.data import DATASETS
+from ufm.dnn.models import MODELS
 
-__all__ = ["TrainConfig", "MODES", "SCHEDULES", "DTYPES", "RESULT_NEUTRAL_KEYS"]
+__all__ = ["TrainConfig", "CONSTRAINTS", "MODES", "SCHEDULES", "DTYPES", "RESULT_NEUTRAL_KEYS", "DeviceName"]
 
 #: ``standard``: weight decay on every parameter (as in the paper's networks);
 #: ``ufm``: explicit UFM penalties lambda_W, lambda_H, lambda_b on the classifier and the
@@ -29,6 +31,61 @@ DTYPES = ("float32", "float64")
 RESULT_NEUTRAL_KEYS = ("device",)
 #: dataset options that do not change the data (``download`` only lets torchvision fetch it)
 _NEUTRAL_DATASET_OPTIONS = ("download",)
+
+
+class DeviceName:
+    """A device name of a run: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``
+    (checked for availability when the run starts, not here: a configuration is portable)."""
+
+    def describe(self) -> str:
+        return "'auto', 'cpu', 'cuda' or 'cuda:N'"
+
+    def contains(self, value) -> bool:
+        return isinstance(value, str) and (value in ("auto", "cpu", "cuda") or
+                                           (value.startswith("cuda:") and value[5:].isdigit()))
+
+    def parse(self, text: str) -> str:
+        return text
+
+
+_POS_INT = Interval("int", 1, None, "left")
+_NONNEG = Interval("float", 0, None, "left")
+
+#: the constraint of every field (the command line builds its flags from these); lambda_W and
+#: lambda_H must moreover be > 0 in ``ufm`` mode
+CONSTRAINTS = {
+    "dataset": Options(tuple(DATASETS)),
+    "dataset_options": InstanceOf(dict),
+    "data_dir": OrNone(PathLike()),
+    "val_fraction": Interval("float", 0, 1, "left"),
+    "data_seed": Interval("int", 0, None, "left"),
+    "train_per_class": OrNone(_POS_INT),
+    "test_per_class": OrNone(_POS_INT),
+    "model": Options(tuple(MODELS)),
+    "model_options": InstanceOf(dict),
+    "loss": Options(tuple(LOSSES)),
+    "alpha": ALPHA,
+    "epochs": _POS_INT,
+    "batch_size": _POS_INT,
+    "lr": Interval("float", 0, None, "neither"),
+    "momentum": Interval("float", 0, 1, "left"),
+    "schedule": Options(SCHEDULES),
+    "milestones": ListOf(_POS_INT, min_len=0),
+    "gamma": Interval("float", 0, 1, "right"),
+    "mode": Options(MODES),
+    "weight_decay": _NONNEG,
+    "lambda_w": _NONNEG,
+    "lambda_h": _NONNEG,
+    "lambda_b": _NONNEG,
+    "backbone_weight_decay": _NONNEG,
+    "seed": Interval("int", 0, None, "left"),
+    "device": DeviceName(),
+    "dtype": Options(DTYPES),
+    "eval_every": _POS_INT,
+    "eval_batch_size": _POS_INT,
+    "n_bins": _POS_INT,
+    "checkpoint_every": _POS_INT,
+}
 
 
 @dataclass(frozen=True)
@@ -58,79 +115,52 @@ class TrainConfig:
     ``checkpoint_every`` epochs a checkpoint (1: a kill loses at most the current epoch).
     """
 
-    dataset: str = "mnist1d"
-    dataset_options: dict = field(default_factory=dict)
-    data_dir: Optional[str] = None
-    val_fraction: float = 0.1
-    data_seed: int = 0
-    train_per_class: Optional[int] = None
-    test_per_class: Optional[int] = None
-    model: str = "mlp"
-    model_options: dict = field(default_factory=dict)
-    loss: str = "label_smoothing"
-    alpha: float = 0.0
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 0.05
-    momentum: float = 0.9
-    schedule: str = "multistep"
-    milestones: Tuple[int, ...] = ()
-    gamma: float = 0.1
-    mode: str = "standard"
-    weight_decay: float = 5e-4
-    lambda_w: float = 5e-4
-    lambda_h: float = 5e-4
-    lambda_b: float = 0.0
-    backbone_weight_decay: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    dtype: str = "float32"
-    eval_every: int = 1
-    eval_batch_size: int = 1024
-    n_bins: int = 15
-    checkpoint_every: int = 1
+    dataset: str = field(default="mnist1d",
+                         metadata={"help": "a dataset of ufm.dnn.DATASETS (gaussian, mnist1d, digits, fashion-mnist, ...)"})
+    dataset_options: dict = field(default_factory=dict,
+                                  metadata={"help": "options of the dataset's loader, e.g. num_classes for gaussian"})
+    data_dir: Optional[str] = field(default=None,
+                                    metadata={"help": "folder holding datasets (default $UFM_DATA, then ~/.cache/ufm)"})
+    val_fraction: float = field(default=0.1,
+                                metadata={"help": "fraction of each class held out for temperature scaling"})
+    data_seed: int = field(default=0, metadata={"help": "seed of the data and its split"})
+    train_per_class: Optional[int] = field(default=None,
+                                           metadata={"help": "balanced subset: training samples per class"})
+    test_per_class: Optional[int] = field(default=None, metadata={"help": "balanced subset: test samples per class"})
+    model: str = field(default="mlp", metadata={"help": "mlp, cnn, resnet18, resnet50"})
+    model_options: dict = field(default_factory=dict,
+                                metadata={"help": "options of the model, e.g. width, depth, batchnorm"})
+    loss: str = field(default="label_smoothing", metadata={"help": "label_smoothing (alpha = 0 is CE)"})
+    alpha: float = field(default=0.0, metadata={"help": "label smoothing in [0, 1); 0 is CE"})
+    epochs: int = field(default=30, metadata={"help": "training epochs"})
+    batch_size: int = field(default=128, metadata={"help": "global batch size"})
+    lr: float = field(default=0.05, metadata={"help": "initial learning rate"})
+    momentum: float = field(default=0.9, metadata={"help": "SGD momentum"})
+    schedule: str = field(default="multistep", metadata={"help": "multistep, cosine or constant"})
+    milestones: Tuple[int, ...] = field(default=(),
+                                        metadata={"help": "multistep: epochs after which lr is multiplied by gamma"})
+    gamma: float = field(default=0.1, metadata={"help": "multistep factor"})
+    mode: str = field(default="standard",
+                      metadata={"help": "standard (weight decay on all) or ufm (explicit lambda_W, lambda_H, lambda_b)"})
+    weight_decay: float = field(default=5e-4, metadata={"help": "standard mode: weight decay of every parameter"})
+    lambda_w: float = field(default=5e-4, metadata={"help": "ufm mode: penalty on the classifier W"})
+    lambda_h: float = field(default=5e-4, metadata={"help": "ufm mode: penalty on the features H, full-data scale"})
+    lambda_b: float = field(default=0.0, metadata={"help": "ufm mode: penalty on the bias b"})
+    backbone_weight_decay: float = field(default=0.0, metadata={"help": "ufm mode: weight decay of the backbone"})
+    seed: int = field(default=0, metadata={"help": "seed of the initialization and minibatch order"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N"})
+    dtype: str = field(default="float32", metadata={"help": "float32 or float64"})
+    eval_every: int = field(default=1, metadata={"help": "record metrics every E epochs"})
+    eval_batch_size: int = field(default=1024, metadata={"help": "batch size of the evaluation passes"})
+    n_bins: int = field(default=15, metadata={"help": "ECE bins"})
+    checkpoint_every: int = field(default=1, metadata={"help": "checkpoint every C epochs"})
 
     def __post_init__(self):
-        c = "TrainConfig"
-        pos_int = Interval("int", 1, None, "left")
-        nonneg = Interval("float", 0, None, "left")
-        check_param("dataset", self.dataset, Options(tuple(DATASETS)), c)
-        check_param("model", self.model, Options(tuple(MODELS)), c)
-        for name in ("dataset_options", "model_options"):
-            if not isinstance(getattr(self, name), dict):
-                raise InvalidParameterError(f"The {name!r} parameter of {c} must be a dict. "
-                                            f"Got {getattr(self, name)!r} instead.", param=name)
-        check_param("val_fraction", self.val_fraction, Interval("float", 0, 1, "left"), c)
-        check_param("data_seed", self.data_seed, Interval("int", 0, None, "left"), c)
-        for name in ("train_per_class", "test_per_class"):
-            if getattr(self, name) is not None:
-                check_param(name, getattr(self, name), pos_int, c)
-        check_param("loss", self.loss, Options(tuple(LOSSES)), c)
-        check_param("alpha", self.alpha, Interval("float", 0, 1, "left"), c)
-        check_param("epochs", self.epochs, pos_int, c)
-        check_param("batch_size", self.batch_size, pos_int, c)
-        check_param("lr", self.lr, Interval("float", 0, None, "neither"), c)
-        check_param("momentum", self.momentum, Interval("float", 0, 1, "left"), c)
-        check_param("schedule", self.schedule, Options(SCHEDULES), c)
-        if not isinstance(self.milestones, (tuple, list)) or not all(
-                isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in self.milestones):
-            raise InvalidParameterError(f"The 'milestones' parameter of {c} must be a list of ints >= 1. "
-                                        f"Got {self.milestones!r} instead.", param="milestones")
+        check_all(((name, getattr(self, name), c) for name, c in CONSTRAINTS.items()), "TrainConfig")
+        if self.mode == "ufm":  # the UFM has no minimizer with lambda_W or lambda_H = 0
+            for name in ("lambda_w", "lambda_h"):
+                check_param(name, getattr(self, name), Interval("float", 0, None, "neither"), "TrainConfig")
         object.__setattr__(self, "milestones", tuple(sorted(self.milestones)))
-        check_param("gamma", self.gamma, Interval("float", 0, 1, "right"), c)
-        check_param("mode", self.mode, Options(MODES), c)
-        for name in ("weight_decay", "lambda_b", "backbone_weight_decay"):
-            check_param(name, getattr(self, name), nonneg, c)
-        for name in ("lambda_w", "lambda_h"):
-            check_param(name, getattr(self, name), nonneg if self.mode == "standard"
-                        else Interval("float", 0, None, "neither"), c)
-        check_param("seed", self.seed, Interval("int", 0, None, "left"), c)
-        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
-            raise InvalidParameterError(f"The 'device' parameter of {c} must be 'auto', 'cpu', 'cuda' or "
-                                        f"'cuda:N'. Got {self.device!r} instead.", param="device")
-        check_param("dtype", self.dtype, Options(DTYPES), c)
-        for name in ("eval_every", "eval_batch_size", "n_bins", "checkpoint_every"):
-            check_param(name, getattr(self, name), pos_int, c)
 
     # -- schedule ------------------------------------------------------------
     def learning_rate(self, epoch: int) -> float:
@@ -173,6 +203,19 @@ class TrainConfig:
             if isinstance(d.get(name), int) and not isinstance(d.get(name), bool):
                 d[name] = float(d[name])  # TOML and JSON write 0 for 0.0
         return cls(**d)
+
+    @classmethod
+    def from_toml(cls, path=None, overrides: Optional[dict] = None) -> "TrainConfig":
+        """The run described by the TOML file ``path`` (its keys are the fields; None: all defaults),
+        with ``overrides`` applied on top: a key given in both takes the override's value, and
+        ``dataset_options`` / ``model_options`` are merged key by key."""
+        base = read_toml(path, "run file", "config") if path is not None else {}
+        for key, value in (overrides or {}).items():
+            if key in ("dataset_options", "model_options"):
+                base[key] = {**base.get(key, {}), **value}
+            else:
+                base[key] = value
+        return cls.from_dict(base, where=str(path) if path is not None else "TrainConfig")
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

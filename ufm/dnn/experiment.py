@@ -12,12 +12,13 @@ An experiment is a TOML file (bundled ones: :data:`BUNDLED`, in ``ufm/dnn/experi
     seed = [0, 1]
 
 Each run trains in ``OUT/runs/<key=value-...>/`` (a resumable run folder, see
-``ufm.dnn.training``); runs go to the same executors as sweeps (``ufm.executors``: local
+``ufm.records.runs``); runs go to the same executors as sweeps (``ufm._core.executors``: local
 worker processes or a Dask cluster). Running the experiment again resumes unfinished runs
-and skips finished ones. When every run is done, the experiment writes
-``experiment.json`` (the spec), ``summary.csv`` (the last record of each run and split) and
-``validation.json`` / ``validation.md`` (``ufm.dnn.validate``); figures are drawn from these
-files by ``ufm.report.dnn_figures``.
+and skips finished ones. The experiment writes records only: ``experiment.json`` (the spec)
+first, and when every run is done ``summary.csv`` (the last record of each run and split) and
+``validation.json`` (the verdicts of ``ufm.analysis.networks.validate``). The figures,
+``report.md`` and ``validation.md`` are drawn from these files by
+``ufm.report.experiment.render_experiment``.
 """
 from __future__ import annotations
 
@@ -32,12 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from .._io import atomic_write_text, read_toml, write_json
-from .._validation import Interval, InvalidParameterError, Options, check_param
-from ..executors import dask_executor, process_pool
-from .config import TrainConfig
-from .training import read_records, train
-from .validate import validate, validation_markdown
+from ufm._core.io import atomic_write_text, read_toml, write_json
+from ufm._core.validation import Interval, InvalidParameterError, Options, check_param
+from ufm._core.executors import dask_executor, process_pool
+from ufm.analysis.networks import validate
+from ufm.records.runs import read_records
+from ufm.dnn.config import TrainConfig
+from ufm.dnn.training import train
 
 __all__ = ["ExperimentSpec", "load_experiment", "run_experiment", "BUNDLED", "SUMMARY_KEYS"]
 
@@ -91,6 +93,11 @@ class ExperimentSpec:
         grid = {k: v for k, v in self.grid.items() if k not in base_changes}
         return ExperimentSpec(self.name, {**self.base, **base_changes}, grid or {"seed": [0]}, self.description)
 
+    def with_seeds(self, seeds: int) -> "ExperimentSpec":
+        """The same experiment over the seeds 0, 1, ..., ``seeds - 1`` (replacing the grid's seeds)."""
+        check_param("seeds", seeds, Interval("int", 1, None, "left"), "ExperimentSpec.with_seeds")
+        return ExperimentSpec(self.name, self.base, {**self.grid, "seed": list(range(seeds))}, self.description)
+
 
 def load_experiment(name_or_path) -> ExperimentSpec:
     """A bundled experiment by name, or an experiment TOML file by path."""
@@ -109,13 +116,13 @@ def load_experiment(name_or_path) -> ExperimentSpec:
     return ExperimentSpec(d.get("name", path.stem), d.get("base", {}), d.get("grid", {}), d.get("description", ""))
 
 
-def _run_one(config_dict: dict, out: str, progress: bool) -> dict:
-    return train(TrainConfig.from_dict(config_dict), out, progress=progress)
-
-
 def run_experiment(spec: ExperimentSpec, out, *, workers: Optional[int] = None, cluster: Optional[str] = None,
                    progress: bool = True, log: Optional[Callable[[str], None]] = None) -> dict:
-    """Run (or resume) every run of ``spec`` under ``out``; write the summary and validation.
+    """Run (or resume) every run of ``spec`` under ``out``; write the summary and the validation.
+
+    Writes ``experiment.json``, then (when every run is done) ``summary.csv`` and
+    ``validation.json``; ``ufm.report.experiment.render_experiment`` draws the figures and
+    reports from them.
 
     Args:
         spec: the experiment.
@@ -128,6 +135,9 @@ def run_experiment(spec: ExperimentSpec, out, *, workers: Optional[int] = None, 
 
     Returns:
         dict with ``runs`` (run summaries), ``seconds``, ``validation``.
+
+    Raises:
+        ClusterError: (``ufm._core.executors``) the ``cluster`` cannot be used.
     """
     from tqdm import tqdm
 
@@ -154,35 +164,46 @@ def run_experiment(spec: ExperimentSpec, out, *, workers: Optional[int] = None, 
             bar.set_postfix_str(f"current: {name}")
             done(name, train(cfg, out / "runs" / name, progress=progress))
     else:
-        close = None
-        if cluster is not None:
-            pool, close = dask_executor(cluster, workers)
-        else:
-            pool = process_pool(min(workers or os.cpu_count() or 1, len(runs)))
-        try:
-            futures = {pool.submit(_run_one, cfg.to_dict(), str(out / "runs" / name), False): name
-                       for name, cfg in runs}
-            def running():
-                names = [futures[f] for f in futures if f.running()]
-                left = any(not f.done() for f in futures)
-                bar.set_postfix_str(("running: " + (", ".join(names) or "(starting)")) if left else "")
-
-            running()
-            for fut in as_completed(futures):
-                done(futures[fut], fut.result())
-                running()
-        finally:
-            if close is not None:
-                close()
-            else:
-                pool.shutdown(cancel_futures=True)
+        _run_in_pool(runs, out, workers, cluster, done, bar)
     bar.close()
     _write_summary(out, runs)
     result = validate([out / "runs" / name for name, _ in runs])
     write_json(out / "validation.json", result)
-    atomic_write_text(out / "validation.md", validation_markdown(result))
     return {"runs": [summaries[name] for name, _ in runs], "seconds": time.perf_counter() - t0,
             "validation": result}
+
+
+def _run_one(config_dict: dict, out: str, progress: bool) -> dict:
+    return train(TrainConfig.from_dict(config_dict), out, progress=progress)
+
+
+def _run_in_pool(runs: List[tuple], out: Path, workers: Optional[int], cluster: Optional[str], done: Callable,
+                 bar) -> None:
+    """Train ``runs`` in local worker processes or on a Dask cluster, calling ``done(name, summary)``
+    as each finishes; the progress ``bar`` names the runs in flight."""
+    close = None
+    if cluster is not None:
+        pool, close = dask_executor(cluster, workers)
+    else:
+        pool = process_pool(min(workers or os.cpu_count() or 1, len(runs)))
+    try:
+        futures = {pool.submit(_run_one, cfg.to_dict(), str(out / "runs" / name), False): name
+                   for name, cfg in runs}
+
+        def running():
+            names = [futures[f] for f in futures if f.running()]
+            left = any(not f.done() for f in futures)
+            bar.set_postfix_str(("running: " + (", ".join(names) or "(starting)")) if left else "")
+
+        running()
+        for fut in as_completed(futures):
+            done(futures[fut], fut.result())
+            running()
+    finally:
+        if close is not None:
+            close()
+        else:
+            pool.shutdown(cancel_futures=True)
 
 
 def _write_summary(out: Path, runs: List[tuple]) -> None:

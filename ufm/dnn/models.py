@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import Boolean, Interval, InvalidParameterError, Options, check_param
+from ufm._core.validation import Boolean, Interval, InvalidParameterError, Options, check_param
 
 __all__ = [
     "FeatureClassifier",
@@ -322,7 +322,7 @@ def build_model(name: str, *, input_shape: tuple, num_classes: int, **options) -
 
     Example::
 
-        >>> torch.manual_seed(0)
+        >>> _ = torch.manual_seed(0)
         >>> net = build_model("resnet18", input_shape=(3, 32, 32), num_classes=10, width=8)
         >>> logits, h = net(torch.randn(4, 3, 32, 32), return_features=True)  # (4, 10), (4, 64)
     """

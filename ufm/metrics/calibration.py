@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
 
-from .._validation import InvalidParameterError, Interval, UFMWarning, check_param
+from ufm._core.validation import InvalidParameterError, Interval, UFMWarning, check_param
 
 __all__ = [
     "reliability_bins",

@@ -1,14 +1,14 @@
-"""Figures and the report of a DNN experiment, from its raw records alone (``ufm experiment``, ``ufm plot DIR``).
+"""The figures of a DNN experiment, from its raw records alone (``ufm experiment``, ``ufm plot DIR``).
 
-Reads ``experiment.json``, each run's ``config.json`` and ``metrics.jsonl``, and the
-experiment's ``validation.json``; never re-runs anything and never edits a record. Curves
-are the mean over seeds per alpha, with the range over seeds shaded.
+One function per figure of :data:`FIGURES`, each drawn from the runs that
+``ufm.report.experiment.load_runs`` reads (each run's ``config.json`` and ``metrics.jsonl``)
+and the experiment's ``validation.json``; never re-runs anything and never edits a record.
+Curves are the mean over seeds per alpha, with the range over seeds shaded.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import matplotlib
 
@@ -16,33 +16,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .._io import atomic_write_text  # noqa: E402
-from ..dnn.training import read_records  # noqa: E402
-from ..dnn.validate import validation_markdown  # noqa: E402
-
-__all__ = ["load_runs", "plot_experiment", "experiment_markdown", "summary_table", "FIGURES"]
+__all__ = ["FIGURES", "draw_figures", "final_values"]
 
 FIGURES = ("nc_vs_epoch.png", "nc1_vs_nc2.png", "calibration_vs_alpha.png", "reliability.png",
            "norms_vs_alpha.png", "ufm_predictions.png")
-
-
-def load_runs(out) -> List[dict]:
-    """[{name, alpha, seed, meta, records}] of the experiment folder ``out``, in run order."""
-    out = Path(out)
-    spec = json.loads((out / "experiment.json").read_text())
-    runs = []
-    listed = spec.get("runs")  # the experiment's own runs, not every folder left in runs/
-    folders = [out / "runs" / n for n in listed] if listed is not None else \
-        (sorted((out / "runs").iterdir()) if (out / "runs").is_dir() else [])
-    for run in folders:
-        if not (run / "config.json").is_file():
-            continue
-        meta = json.loads((run / "config.json").read_text())
-        runs.append({"name": run.name, "alpha": meta["config"]["alpha"], "seed": meta["config"]["seed"],
-                     "mode": meta["config"]["mode"], "meta": meta, "records": read_records(run)})
-    if not runs:
-        raise ValueError(f"{out} holds no runs yet; run `ufm experiment {spec['name']} --out {out}` first")
-    return runs
 
 
 def _series(runs, alpha, split, key):
@@ -58,7 +35,8 @@ def _series(runs, alpha, split, key):
     return epochs, np.nanmean(vals, 0), np.nanmin(vals, 0), np.nanmax(vals, 0)
 
 
-def _final(runs, alpha, split, key):
+def final_values(runs, alpha, split, key) -> np.ndarray:
+    """The last recorded ``key`` of ``split`` in each run of ``alpha`` that has one (one per seed)."""
     vals = []
     for r in runs:
         if r["alpha"] == alpha:
@@ -83,15 +61,28 @@ def _save(fig, path):
     plt.close(fig)
 
 
-def plot_experiment(out) -> List[Path]:
-    """Draw the experiment's figures (:data:`FIGURES`) and write ``report.md``; returns the paths."""
+def _errorbar(ax, alphas, vals, fmt="-o", **kw):
+    """Mean ± std over seeds against alpha."""
+    ax.errorbar(alphas, [v.mean() if len(v) else np.nan for v in vals], yerr=[v.std() if len(v) else 0 for v in vals],
+                fmt=fmt, ms=4, capsize=3, **kw)
+
+
+def draw_figures(out, runs: List[dict], validation: dict) -> List[Path]:
+    """Draw every figure of :data:`FIGURES` into ``out``; returns their paths, in that order."""
     out = Path(out)
-    runs = load_runs(out)
     alphas = sorted({r["alpha"] for r in runs})
     col = _colors(alphas)
+    draw = (_nc_vs_epoch, _nc1_vs_nc2, _calibration_vs_alpha, _reliability, _norms_vs_alpha, _ufm_predictions)
     paths = []
+    for name, figure in zip(FIGURES, draw):
+        fig = figure(runs, alphas, col, validation)
+        paths.append(out / name)
+        _save(fig, paths[-1])
+    return paths
 
-    # NC1 / NC2 / NC3 (train) and test error against epochs
+
+def _nc_vs_epoch(runs, alphas, col, validation):
+    """NC1 / NC2 / NC3 (train) and test error against epochs."""
     panels = [("train", "nc1", "NC1 (train)", True), ("train", "nc2_h", "NC2 of class means (train)", True),
               ("train", "nc3", "NC3 (train)", True), ("test", "error", "test error", False)]
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
@@ -104,10 +95,11 @@ def plot_experiment(out) -> List[Path]:
         ax.set_xlabel("epoch")
         ax.set_title(title, fontsize=9)
     axes[0].legend(fontsize=7)
-    paths.append(out / FIGURES[0])
-    _save(fig, paths[-1])
+    return fig
 
-    # NC1 against NC2 along training
+
+def _nc1_vs_nc2(runs, alphas, col, validation):
+    """NC1 against NC2 along training."""
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
     for ax, key, title in ((axes[0], "nc2_h", "NC2 of class means"), (axes[1], "nc2_w", "NC2 of classifier")):
         for a in alphas:
@@ -121,29 +113,27 @@ def plot_experiment(out) -> List[Path]:
         ax.set_ylabel("NC1")
     axes[0].legend(fontsize=7)
     fig.suptitle("train split, one point per recorded epoch (square: last)", fontsize=9)
-    paths.append(out / FIGURES[1])
-    _save(fig, paths[-1])
+    return fig
 
-    # calibration against alpha: ECE and adaptive ECE, before and after temperature scaling
+
+def _calibration_vs_alpha(runs, alphas, col, validation):
+    """ECE and adaptive ECE against alpha, before and after temperature scaling; the temperature."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     for ax, (key, title) in zip(axes[:2], (("ece", "ECE (test, 15 bins)"), ("adaptive_ece", "adaptive ECE (test)"))):
         for suffix, style, name in (("", "-o", "before scaling"), ("_ts", "--s", "after temperature scaling")):
-            vals = [_final(runs, a, "test", key + suffix) for a in alphas]
-            ax.errorbar(alphas, [v.mean() if len(v) else np.nan for v in vals],
-                        yerr=[v.std() if len(v) else 0 for v in vals], fmt=style, ms=4, capsize=3, label=name)
+            _errorbar(ax, alphas, [final_values(runs, a, "test", key + suffix) for a in alphas], style, label=name)
         ax.set_xlabel(r"$\alpha$")
         ax.set_title(title, fontsize=9)
     axes[0].legend(fontsize=7)
-    t = [_final(runs, a, "test", "temperature") for a in alphas]
-    axes[2].errorbar(alphas, [v.mean() if len(v) else np.nan for v in t], yerr=[v.std() if len(v) else 0 for v in t],
-                     fmt="-o", ms=4, capsize=3)
+    _errorbar(axes[2], alphas, [final_values(runs, a, "test", "temperature") for a in alphas])
     axes[2].axhline(1, color="0.6", lw=0.8)
     axes[2].set_xlabel(r"$\alpha$")
     axes[2].set_title("fitted temperature (val split)", fontsize=9)
-    paths.append(out / FIGURES[2])
-    _save(fig, paths[-1])
+    return fig
 
-    # reliability diagrams (test, last epoch, lowest seed of each alpha)
+
+def _reliability(runs, alphas, col, validation):
+    """Reliability diagrams (test, last epoch, lowest seed of each alpha)."""
     fig, axes = plt.subplots(1, len(alphas), figsize=(3.2 * len(alphas), 3.3), squeeze=False)
     for ax, a in zip(axes[0], alphas):
         r = min((r for r in runs if r["alpha"] == a), key=lambda r: r["seed"])
@@ -162,28 +152,27 @@ def plot_experiment(out) -> List[Path]:
         ax.set_title(f"{_label(a)}, seed {r['seed']}, epoch {last['epoch']}", fontsize=8)
         ax.legend(fontsize=6, loc="upper left")
     axes[0][0].set_ylabel("accuracy")
-    paths.append(out / FIGURES[3])
-    _save(fig, paths[-1])
+    return fig
 
-    # norms and logit statistics against alpha (train, last epoch)
+
+def _norms_vs_alpha(runs, alphas, col, validation):
+    """Norms and logit statistics against alpha (train, last epoch)."""
     keys = [("w_norm", r"mean $\|w_k\|$"), ("h_norm", r"mean $\|\mu_k-\mu_G\|$"), ("logit_gap", "logit gap"),
             ("p_true", r"$p_{\mathrm{true}}$")]
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.3))
     for ax, (key, title) in zip(axes, keys):
-        vals = [_final(runs, a, "train", key) for a in alphas]
-        ax.errorbar(alphas, [v.mean() for v in vals], yerr=[v.std() for v in vals], fmt="-o", ms=4, capsize=3)
+        _errorbar(ax, alphas, [final_values(runs, a, "train", key) for a in alphas])
         ax.set_xlabel(r"$\alpha$")
         ax.set_title(title + " (train, last epoch)", fontsize=9)
-    paths.append(out / FIGURES[4])
-    _save(fig, paths[-1])
+    return fig
 
-    # UFM predictions against measurements
-    validation = json.loads((out / "validation.json").read_text()) if (out / "validation.json").is_file() else {}
+
+def _ufm_predictions(runs, alphas, col, validation):
+    """p_off - alpha/K against alpha (the UFM: independent of alpha), and the UFM-style runs'
+    relative errors against epochs (without such runs: NC1 against epochs)."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     K = runs[0]["meta"]["model"]["num_classes"]
-    s = [_final(runs, a, "train", "p_off") - a / K for a in alphas]
-    axes[0].errorbar(alphas, [v.mean() for v in s], yerr=[v.std() for v in s], fmt="-o", ms=4, capsize=3,
-                     label="measured")
+    _errorbar(axes[0], alphas, [final_values(runs, a, "train", "p_off") - a / K for a in alphas], label="measured")
     axes[0].set_xlabel(r"$\alpha$")
     axes[0].set_title(r"$p_{\mathrm{off}} - \alpha/K$ (train, last epoch);" "\nUFM: independent of α", fontsize=9)
     ufm_runs = validation.get("ufm_runs", [])
@@ -198,54 +187,11 @@ def plot_experiment(out) -> List[Path]:
         axes[1].set_title("UFM-style runs: |measured - closed form| / closed form", fontsize=9)
         axes[1].legend(fontsize=6)
     else:
-        e_ce = {a: _series(runs, a, "train", "nc1") for a in alphas}
         for a in alphas:
-            axes[1].plot(e_ce[a][0], e_ce[a][1], color=col[a], label=_label(a))
+            e, m, _, _ = _series(runs, a, "train", "nc1")
+            axes[1].plot(e, m, color=col[a], label=_label(a))
         axes[1].set_yscale("log")
         axes[1].set_xlabel("epoch")
         axes[1].set_title("NC1 (train): LS should reach a given NC1 sooner", fontsize=9)
         axes[1].legend(fontsize=7)
-    paths.append(out / FIGURES[5])
-    _save(fig, paths[-1])
-
-    atomic_write_text(out / "report.md", experiment_markdown(out, runs, validation))
-    paths.append(out / "report.md")
-    return paths
-
-
-def summary_table(runs: List[dict]) -> List[str]:
-    """Markdown rows: per alpha, the last records (mean ± std over seeds): train and test error,
-    train NC1-NC4, test ECE before and after temperature scaling, and the temperature."""
-    lines = ["| alpha | train error | test error | NC1 (train) | NC2 means | NC2 W | NC3 | NC4 | test ECE | "
-             "test ECE scaled | T |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-
-    def ms(a, split, key, fmt=".3g"):
-        v = _final(runs, a, split, key)
-        if not len(v):
-            return "–"
-        return f"{v.mean():{fmt}} ± {v.std():.1g}" if len(v) > 1 else f"{v.mean():{fmt}}"
-
-    for a in sorted({r["alpha"] for r in runs}):
-        lines.append(f"| {a:g} | {ms(a, 'train', 'error')} | {ms(a, 'test', 'error')} | {ms(a, 'train', 'nc1')} | "
-                     f"{ms(a, 'train', 'nc2_h')} | {ms(a, 'train', 'nc2_w')} | {ms(a, 'train', 'nc3')} | "
-                     f"{ms(a, 'train', 'nc4')} | {ms(a, 'test', 'ece')} | {ms(a, 'test', 'ece_ts')} | "
-                     f"{ms(a, 'test', 'temperature')} |")
-    return lines
-
-
-def experiment_markdown(out, runs: List[dict], validation: Dict) -> str:
-    """The experiment's report: the last records per alpha (mean ± std over seeds), the
-    UFM checks and the figures."""
-    out = Path(out)
-    spec = json.loads((out / "experiment.json").read_text())
-    alphas = sorted({r["alpha"] for r in runs})
-    seeds = sorted({r["seed"] for r in runs})
-    last_epoch = max(rec["epoch"] for r in runs for rec in r["records"])
-    lines = [f"# Experiment `{spec['name']}`", "", spec.get("description", ""), "",
-             f"{len(runs)} runs (alphas {', '.join(f'{a:g}' for a in alphas)}; seeds {', '.join(map(str, seeds))}), "
-             f"last recorded epoch {last_epoch}. Mean ± std over seeds of the last record of each run.", ""]
-    lines += summary_table(runs)
-    lines += ["", "## UFM predictions against the measurements", ""]
-    lines += [validation_markdown(validation) if validation else "(no validation.json yet)", ""]
-    lines += ["## Figures", ""] + [f"![{f}]({f})" for f in FIGURES] + [""]
-    return "\n".join(lines)
+    return fig

@@ -8,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ufm.theory.keys import DEFINITIONS  # noqa: E402
+
 __all__ = ["plot_alpha_sweep", "plot_trajectory", "plot_verify", "plot_conditioning", "plot_convergence", "plot_rates"]
 
 _CE_LS = {"CE": "tab:blue", "LS": "tab:orange"}
@@ -78,14 +80,13 @@ def plot_verify(record: dict, path) -> None:
     _save(fig, path)
 
 
-_DEFINITIONS = ("logits", "features", "classifier", "full")
 
 
 def plot_conditioning(record: dict, path) -> None:
     """Condition number against alpha, one panel per definition, one line per K (symbolic)."""
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
     classes = sorted({s["problem"]["num_classes"] for s in record["spectra"]})
-    for ax, dfn in zip(axes, _DEFINITIONS):
+    for ax, dfn in zip(axes, DEFINITIONS):
         for K in classes:
             pts = sorted((s["alpha"], s["condition_number"]) for s in record["spectra"]
                          if s["definition"] == dfn and s["source"] == "symbolic" and s["problem"]["num_classes"] == K)

@@ -3,27 +3,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from statistics import mean
 from typing import List, Optional
 
-from .._io import atomic_write_text, read_json
-from . import figures
+from ufm._core.io import atomic_write_text, read_json
+from ufm.report import figures
 
-__all__ = ["build_report", "first_crossing", "RECORDS"]
+__all__ = ["build_report", "RECORDS"]
 
 #: the records a report is built from, in OUT/records/NAME.json
 RECORDS = ("derivation", "verify", "alpha_sweep", "trajectory", "conditioning", "convergence", "sweep", "experiment")
-
-_QUANTITIES = ("logit_gap", "p_true", "w_norm", "h_norm", "objective", "bias", "nc1", "nc2_h", "nc2_w", "nc3",
-               "nc4", "orbit")
-
-
-def first_crossing(steps: List[int], values: List[Optional[float]], eps: float) -> Optional[int]:
-    """First recorded step whose value is below ``eps`` (None if never)."""
-    for s, v in zip(steps, values):
-        if v is not None and v < eps:
-            return s
-    return None
 
 
 def _fmt(x, digits=3) -> str:
@@ -38,29 +26,28 @@ def _fmt(x, digits=3) -> str:
     return f"{x:.{digits}g}"
 
 
+def _level(x: float) -> str:
+    """A tolerance as the report writes it: 1e-8, not 1e-08."""
+    mantissa, exponent = f"{x:e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
 def _verify_section(rec: dict) -> List[str]:
-    rows, cfg = rec["rows"], rec["config"]
-    ok = sum(r["ok"] for r in rows)
-    trivial = sum(r["trivial"] for r in rows)
+    rows, cfg, summ = rec["rows"], rec["config"], rec["summary"]
     ks = sorted({r["num_classes"] for r in rows})
     lines = ["## 2. Verification: numerical solutions against the closed form", "",
-             f"{len(rows)} points (K in {ks}, d in {{K-1, K, 2K}}, alpha in {{0, 0.05, 0.1, 0.2, 0.3}}, "
+             f"{summ['total']} points (K in {ks}, d in {{K-1, K, 2K}}, alpha in {{0, 0.05, 0.1, 0.2, 0.3}}, "
              f"three lambda settings, seeds {cfg['seeds']}, n = {cfg['per_class']}), solved by batched "
-             f"{cfg['method']} to ||grad f|| < {cfg['solver_tol']:g} in float64; {trivial} of them lie past the "
+             f"{cfg['method']} to ||grad f|| < {cfg['solver_tol']:g} in float64; {summ['trivial']} of them lie past the "
              f"threshold (trivial solution W = H = 0).", "",
-             f"**{ok} of {len(rows)} points agree with the closed form to {cfg['tol']:g}** "
+             f"**{summ['passed']} of {summ['total']} points agree with the closed form to {cfg['tol']:g}** "
              f"(relative error; NC metrics and bias as defined in the README).", "",
              "| quantity | worst error | median error |", "|---|---|---|"]
-    for q in _QUANTITIES:
-        vals = [r.get(f"err_{q}") for r in rows]
-        vals = sorted(v for v in vals if v is not None and not math.isnan(v))
-        if vals:
-            lines.append(f"| {q} | {vals[-1]:.2e} | {vals[len(vals) // 2]:.2e} |")
-    bad = [r for r in rows if not r["ok"]]
-    if bad:
+    lines += [f"| {q} | {e['worst']:.2e} | {e['median']:.2e} |" for q, e in summ["errors"].items()]
+    if summ["failed"]:
         lines += ["", "Points that failed:", "", "| K | d | alpha | lambda_w | lambda_h | lambda_b | seed | max error | converged |",
                   "|---|---|---|---|---|---|---|---|---|"]
-        for r in bad:
+        for r in summ["failed"]:
             lines.append(f"| {r['num_classes']} | {r['dim']} | {r['alpha']} | {r['lambda_w']} | {r['lambda_h']} | "
                          f"{r['lambda_b']} | {r['seed']} | {_fmt(r['max_error'])} | {_fmt(r['num_converged'])} |")
     lines += ["", "![errors](fig_verify.png)", ""]
@@ -84,42 +71,32 @@ def _alpha_section(rec: dict) -> List[str]:
 
 
 def _trajectory_section(rec: dict) -> List[str]:
-    c = rec["config"]
+    c, summ = rec["config"], rec["summary"]
     lines = ["## 4. Gradient descent: cross-entropy against label smoothing", "",
              f"Plain gradient descent, the same step size lr = {c['lr']} for every run, from random starts "
              f"(seeds {c['seeds']}), K = {c['num_classes']}, d = {c['dim']}, n = {c['per_class']}, "
              f"lambda_W = {c['lambda_w']}, lambda_H = {c['lambda_h']}; stopped at ||grad f|| < {c['tol']:g} or "
              f"{c['max_steps']} steps. Crossings below are read off the records, taken every {c['record_every']} steps.",
              "", "![trajectory](fig_trajectory.png)", "",
-             "| alpha | seeds | converged | mean steps to gradient norm < tol | mean first step with f - f* < 1e-8 | "
-             "mean first step with NC1 < 1e-6 |", "|---|---|---|---|---|---|"]
-    by_alpha = {}
-    for run in rec["runs"]:
-        by_alpha.setdefault(run["alpha"], []).append(run)
-    means = {}
-    for a, runs in by_alpha.items():
-        gaps = [first_crossing(r["step"], [f - r["f_star"] for f in r["objective"]], 1e-8) for r in runs]
-        nc1s = [first_crossing(r["step"], r["nc1"], 1e-6) for r in runs]
-        steps = [r["steps"] for r in runs if r["converged"]]
-        conv = sum(r["converged"] for r in runs)
-        means[a] = mean(steps) if conv == len(runs) else None
+             "| alpha | seeds | converged | mean steps to gradient norm < tol | mean first step with f - f* < "
+             f"{_level(summ['gap_level'])} | mean first step with NC1 < {_level(summ['nc1_level'])} |",
+             "|---|---|---|---|---|---|"]
 
-        def m(v):
-            return _fmt(mean(v)) if all(x is not None for x in v) else "not reached"
+    def reached(v):
+        return "not reached" if v is None else _fmt(v)
 
-        lines.append(f"| {a} | {len(runs)} | {conv}/{len(runs)} | {_fmt(means[a]) if means[a] else 'n/a'} | "
-                     f"{m(gaps)} | {m(nc1s)} |")
+    for a in summ["alphas"]:
+        lines.append(f"| {a['alpha']} | {a['runs']} | {a['converged']}/{a['runs']} | "
+                     f"{_fmt(a['mean_steps']) if a['mean_steps'] else 'n/a'} | {reached(a['mean_steps_gap'])} | "
+                     f"{reached(a['mean_steps_nc1'])} |")
     lines.append("")
-    ce = means.get(0.0)
-    for a, v in means.items():
-        if a == 0.0 or ce is None or v is None:
-            continue
-        verdict = "fewer" if v < ce else ("more" if v > ce else "as many")
-        lines.append(f"Measured: label smoothing (alpha = {a}) took {verdict} gradient-descent steps than "
-                     f"cross-entropy to reach ||grad f|| < {c['tol']:g} ({v:.0f} against {ce:.0f} on average, "
-                     f"ratio CE/LS = {ce / v:.2f}) in this configuration. One configuration says nothing general; "
-                     "the conditioning analysis and sweeps are where the claim is tested.")
-    if ce is None:
+    for v in summ["ce_vs_ls"]:
+        lines.append(f"Measured: label smoothing (alpha = {v['alpha']}) took {v['label_smoothing_took']} gradient-descent "
+                     f"steps than cross-entropy to reach ||grad f|| < {c['tol']:g} ({v['steps_ls']:.0f} against "
+                     f"{v['steps_ce']:.0f} on average, ratio CE/LS = {v['ratio_ce_ls']:.2f}) in this configuration. One "
+                     "configuration says nothing general; the conditioning analysis and sweeps are where the claim is "
+                     "tested.")
+    if not summ["all_converged"]:
         lines.append("Not every run converged within the step cap, so no step counts are compared.")
     return lines + [""]
 
@@ -156,10 +133,8 @@ def _conditioning_section(rec: dict, hessian_link: str) -> List[str]:
                 cells.append(v["verdict"])
         if dfn in verdicts:
             lines.append(f"| {dfn} | " + " | ".join(cells) + " |")
-    support = [d for d, v in verdicts.items() if v == {"lower with LS"}]
-    against = [d for d, v in verdicts.items() if v == {"higher with LS"}]
-    unknown = [d for d, v in verdicts.items() if v & {"undefined", "no CE baseline"}]
-    mixed = [d for d in verdicts if d not in support and d not in against and d not in unknown]
+    v = rec["verdicts"]
+    support, against, mixed, unknown = v["support"], v["against"], v["mixed"], v["unknown"]
 
     def names(ds):
         quoted = [f"`{d}`" for d in ds]
@@ -179,11 +154,11 @@ def _conditioning_section(rec: dict, hessian_link: str) -> List[str]:
                  "its verdict can differ." if "full, b included" in verdicts else ""), ""]
     chk = rec["numeric_check"]
     nc = c["numeric_check"]
-    worst = max((r["max_eigenvalue_error"] for r in chk if r["max_eigenvalue_error"] is not None), default=None)
+    agree = rec["agreement"]
     lines += [f"Symbolic against numeric spectra (K = {nc['num_classes']}, d = {nc['dim']}, n = {nc['per_class']}, "
               f"alpha in {nc['alphas']}, minimizer by L-BFGS, dense Hessians by autodiff): the largest eigenvalue "
-              f"difference, relative to the largest eigenvalue, is {_fmt(worst)}; null-space dimensions "
-              f"{'agree' if all(r['null_symbolic'] == r['null_numeric'] for r in chk) else 'DISAGREE'}.", "",
+              f"difference, relative to the largest eigenvalue, is {_fmt(agree['max_eigenvalue_error'])}; null-space "
+              f"dimensions {'agree' if agree['null_dims_agree'] else 'DISAGREE'}.", "",
               "| alpha | definition | kappa symbolic | kappa numeric | null symbolic | null numeric (tol) |",
               "|---|---|---|---|---|---|"]
     for r in chk:
@@ -192,30 +167,59 @@ def _conditioning_section(rec: dict, hessian_link: str) -> List[str]:
     return lines + [""]
 
 
-def _steps_sentence(rec: dict) -> str:
+def _steps_sentence(summ: dict) -> str:
     """CE against each LS alpha: mean steps to the middle tolerance of NC1 and of the orbit distance."""
-    c = rec["settings"]
-    rule, e = c["rules"][0], c["eps"][len(c["eps"]) // 2]
-    out = []
-    for q, name in (("nc1", "NC1"), ("orbit", "the orbit distance")):
-        means = {}
-        for a in c["alphas"]:
-            vals = [r[f"steps_{q}_{e:g}"] for r in rec["rows"] if r["rule"] == rule and r["alpha"] == a]
-            means[a] = mean(vals) if vals and all(v is not None for v in vals) else None
-        ce = means.get(0.0)
-        for a, v in means.items():
-            if a == 0.0 or ce is None or v is None:
-                continue
-            out.append(f"{name} < {e:g}: {v:.0f} steps with LS (alpha = {a:g}) against {ce:.0f} with CE "
-                       f"(ratio CE/LS {ce / v:.2f})")
+    names = {"nc1": "NC1", "orbit": "the orbit distance"}
+    out = [f"{names[v['quantity']]} < {v['eps']:g}: {v['steps_ls']:.0f} steps with LS (alpha = {v['alpha']:g}) against "
+           f"{v['steps_ce']:.0f} with CE (ratio CE/LS {v['ratio_ce_ls']:.2f})"
+           for v in summ["ce_vs_ls"] if v["steps_ce"] is not None and v["steps_ls"] is not None]
     if not out:
         return "Not every run reached the tolerances, so no step counts are compared."
-    return (f"Under the {rule} rule, mean over seeds: " + "; ".join(out) + ". One configuration; the sweeps "
-            "are where this is mapped.")
+    return (f"Under the {summ['ce_vs_ls'][0]['rule']} rule, mean over seeds: " + "; ".join(out) + ". One configuration; "
+            "the sweeps are where this is mapped.")
+
+
+def _steps_cells(summ: dict, rule: str, alpha: float, eps) -> List[str]:
+    cells = []
+    for q in ("nc1", "orbit"):
+        for e in eps:
+            s = next(x for x in summ["steps"] if (x["rule"], x["alpha"], x["quantity"], x["eps"]) == (rule, alpha, q, e))
+            cells.append("not reached" if s["mean"] is None else _fmt(s["mean"]))
+    return cells
+
+
+def _rates_paragraphs(summ: dict) -> List[str]:
+    lines = []
+    r = summ["rates"]
+    if r["worst_deviation"] is not None:
+        verb = "match" if r["matches"] else "do NOT match"
+        text = (f"**In plain words.** The measured local rates {verb} the full-spectrum prediction "
+                f"max abs(1 - lr mu): the largest difference is {r['worst_deviation']:.2g} of 1 - rate (relative; "
+                f"the criterion is {r['tolerance']:g}). ")
+        lo, hi = summ["lr_times_L"]["min"], summ["lr_times_L"]["max"]
+        if hi < 0.5:
+            text += (f"The step sizes are below 1/L* (lr L* is {lo:.2g} to {hi:.2g}), because the "
+                     "curvature at the random starts is larger than at the minimizer; the local rate is then "
+                     "1 - lr mu_min, set by the smallest nonzero eigenvalue, not 1 - 1/kappa, so a lower "
+                     "condition number alone does not predict faster local convergence here. ")
+        lines.append(text + _steps_sentence(summ))
+    if summ["nc1"]:
+        band = summ["nc1_band"]
+        which = {k: [f"alpha = {v['alpha']:g} ({v['rule']})" for v in summ["nc1"] if v["verdict"] == k]
+                 for k in ("agrees", "slower", "faster")}
+        lines += ["", "NC1 sees only the within-class scatter inside the span of the class means, so the "
+                  "within-class eigenvalues there (hessian.md) predict its rate, max abs(1 - lr mu)^2. "
+                  + (f"The measured NC1 rate agrees with it to {band:.0%} of 1 - rate for {', '.join(which['agrees'])}. "
+                     if which["agrees"] else "")
+                  + (f"NC1 contracts more slowly than predicted for {', '.join(which['slower'])}: there it is limited "
+                     "by a slower mode than the in-span within-class one, which this prediction does not capture. "
+                     if which["slower"] else "")
+                  + (f"NC1 contracts faster than predicted for {', '.join(which['faster'])}. " if which["faster"] else "")]
+    return lines
 
 
 def _convergence_section(rec: dict) -> List[str]:
-    c = rec["settings"]
+    c, summ = rec["settings"], rec["summary"]
     p = c["problem"]
     lines = ["## 6. Convergence of gradient descent and the predicted rates", "",
              f"Gradient descent from random starts (seeds {c['seeds']}), K = {p['num_classes']}, d = {p['dim']}, "
@@ -228,50 +232,14 @@ def _convergence_section(rec: dict) -> List[str]:
              "NC1 rate predicted (within-class, span) | NC1 rate measured | "
              + " | ".join(f"steps {q} < {e:g}" for q in ("nc1", "orbit") for e in c["eps"]) + " |",
              "|---|---|---|---|---|---|---|---|---|---|" + "---|" * (2 * len(c["eps"]))]
-    agree, lr_l, nc1_notes = [], [], []
     for pr in rec["predictions"]:
-        runs = [r for r in rec["rows"] if r["rule"] == pr["rule"] and r["alpha"] == pr["alpha"]]
-        cells = []
-        for q in ("nc1", "orbit"):
-            for e in c["eps"]:
-                vals = [r[f"steps_{q}_{e:g}"] for r in runs]
-                cells.append(_fmt(mean(vals)) if all(v is not None for v in vals) else "not reached")
         m = pr["rate_measured_mean"]
-        lr_l.append(pr["lr"] * pr["L_minimizer"])
-        if m is not None:
-            agree.append(abs(m - pr["rate_predicted_full"]) / (1 - pr["rate_predicted_full"]))
-        lines.append(f"| {pr['rule']} | {pr['alpha']} | {pr['lr']:.4g} | {lr_l[-1]:.3g} | {_fmt(pr['kappa_full'])} | "
-                     f"{pr['rate_1-1/kappa_full']:.4f} | {pr['rate_predicted_full']:.6f} | "
+        lines.append(f"| {pr['rule']} | {pr['alpha']} | {pr['lr']:.4g} | {pr['lr'] * pr['L_minimizer']:.3g} | "
+                     f"{_fmt(pr['kappa_full'])} | {pr['rate_1-1/kappa_full']:.4f} | {pr['rate_predicted_full']:.6f} | "
                      f"{'n/a' if m is None else f'{m:.6f}'} | {pr['rate_predicted_nc1']:.6f} | "
-                     f"{_fmt(pr.get('rate_measured_nc1_mean'), 6)} | " + " | ".join(cells) + " |")
-        mn = pr.get("rate_measured_nc1_mean")
-        if mn is not None:
-            rel = (mn - pr["rate_predicted_nc1"]) / (1 - pr["rate_predicted_nc1"])
-            nc1_notes.append((pr["rule"], pr["alpha"], rel))
-    lines += ["", "![rates](fig_rates.png)", ""]
-    if agree:
-        verb = "match" if max(agree) < 0.05 else "do NOT match"
-        lines.append(f"**In plain words.** The measured local rates {verb} the full-spectrum prediction "
-                     f"max abs(1 - lr mu): the largest difference is {max(agree):.2g} of 1 - rate (relative). ")
-        if max(lr_l) < 0.5:
-            lines[-1] += (f"The step sizes are below 1/L* (lr L* is {min(lr_l):.2g} to {max(lr_l):.2g}), because the "
-                          "curvature at the random starts is larger than at the minimizer; the local rate is then "
-                          "1 - lr mu_min, set by the smallest nonzero eigenvalue, not 1 - 1/kappa, so a lower "
-                          "condition number alone does not predict faster local convergence here. ")
-        lines[-1] += _steps_sentence(rec)
-    if nc1_notes:
-        close = [f"alpha = {a:g} ({r})" for r, a, rel in nc1_notes if abs(rel) <= 0.02]
-        # rel > 0: the measured rate is nearer 1 than predicted, i.e. NC1 contracts more slowly
-        slower = [f"alpha = {a:g} ({r})" for r, a, rel in nc1_notes if rel > 0.02]
-        faster = [f"alpha = {a:g} ({r})" for r, a, rel in nc1_notes if rel < -0.02]
-        lines += ["", "NC1 sees only the within-class scatter inside the span of the class means, so the "
-                  "within-class eigenvalues there (hessian.md) predict its rate, max abs(1 - lr mu)^2. "
-                  + (f"The measured NC1 rate agrees with it to 2% of 1 - rate for {', '.join(close)}. " if close else "")
-                  + (f"NC1 contracts more slowly than predicted for {', '.join(slower)}: there it is limited by a "
-                     "slower mode than the in-span within-class one, which this prediction does not capture. "
-                     if slower else "")
-                  + (f"NC1 contracts faster than predicted for {', '.join(faster)}. " if faster else "")]
-    return lines + [""]
+                     f"{_fmt(pr.get('rate_measured_nc1_mean'), 6)} | "
+                     + " | ".join(_steps_cells(summ, pr["rule"], pr["alpha"], c["eps"])) + " |")
+    return lines + ["", "![rates](fig_rates.png)", ""] + _rates_paragraphs(summ) + [""]
 
 
 def _sweep_section(rec: dict, figures: List[Path], out: Path) -> List[str]:
@@ -286,12 +254,12 @@ def _sweep_section(rec: dict, figures: List[Path], out: Path) -> List[str]:
 
 
 def _experiment_section(rec: dict, out: Path) -> List[str]:
-    from ..dnn.validate import validation_markdown
-    from .dnn_figures import load_runs, plot_experiment, summary_table
+    from ufm.report.experiment import load_runs, render_experiment, summary_table
+    from ufm.report.validation import validation_markdown
 
     c = rec["config"]
     folder = out / rec["folder"]
-    plot_experiment(folder)  # figures and folder/report.md, from the run records alone
+    render_experiment(folder)  # figures and folder/report.md, from the run records alone
 
     lines = ["## 8. Networks: CE vs LS (the mnist1d-mlp experiment, short form)", "",
              f"`ufm experiment mnist1d-mlp` shortened to {c['epochs']} epochs, alpha in {c['alphas']}, seeds "
@@ -300,7 +268,7 @@ def _experiment_section(rec: dict, out: Path) -> List[str]:
              f"metrics.jsonl`; full report: [{rec['folder']}/report.md]({rec['folder']}/report.md)). Last records, "
              "train-split NC metrics, test-split calibration before and after temperature scaling (fitted on val):", ""]
     lines += summary_table(load_runs(folder)) + ["", "What the UFM predicts, against what the networks did (criteria stated in "
-                                     "`ufm.dnn.validate`):", ""]
+                                     "`ufm.analysis.networks`):", ""]
     lines += validation_markdown(rec["validation"]).rstrip().split("\n") + [""]
     lines += [f"![{n}]({rec['folder']}/{n})" for n in ("nc_vs_epoch.png", "calibration_vs_alpha.png",
                                                          "ufm_predictions.png")]
@@ -324,7 +292,7 @@ def build_report(out) -> Path:
     figures.plot_conditioning(rec["conditioning"], out / "fig_conditioning.png")
     figures.plot_convergence(rec["convergence"], out / "fig_convergence.png", rule=rec["convergence"]["settings"]["rules"][0])
     figures.plot_rates(rec["convergence"], out / "fig_rates.png")
-    from .sweep_figures import plot_sweep
+    from ufm.report.sweep_figures import plot_sweep
 
     sweep_figs = plot_sweep(out / rec["sweep"]["folder"])
     env = rec["verify"]["environment"]

@@ -16,13 +16,20 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ufm.records.schema import closed_form_column, convergence_steps_column, kappa_column  # noqa: E402
+from ufm.records.store import SweepStore  # noqa: E402
+from ufm.theory.keys import DEFINITIONS  # noqa: E402
+
 __all__ = ["plot_sweep"]
 
-_CF = [("cf_logit_gap", r"logit gap $\Delta^\star$"), ("cf_p_true", r"$p_{\mathrm{true}}$"),
-       ("cf_w_norm", r"$\|w_k\|$"), ("cf_h_norm", r"$\|h_i\|$"), ("cf_objective", r"$f^\star$")]
-_KAPPA = [("kappa_logits", "logits"), ("kappa_features", "features"), ("kappa_classifier", "classifier"),
-          ("kappa_full", "full"), ("kappa_full_with_bias", "full, b included")]
-_STEPS = [("conv_steps_nc1_1e-06", "steps to NC1 < 1e-6"), ("conv_steps_orbit_1e-06", "steps to orbit < 1e-6")]
+_CF = [(closed_form_column(q), label) for q, label in (
+    ("logit_gap", r"logit gap $\Delta^\star$"), ("p_true", r"$p_{\mathrm{true}}$"), ("w_norm", r"$\|w_k\|$"),
+    ("h_norm", r"$\|h_i\|$"), ("objective", r"$f^\star$"))]
+_KAPPA = [(kappa_column(d), d) for d in DEFINITIONS] + [(kappa_column("full", with_bias=True), "full, b included")]
+#: the convergence tolerance the steps figure shows
+_STEPS_EPS = 1e-6
+_STEPS = [(convergence_steps_column(q, _STEPS_EPS), f"steps to {name} < {_STEPS_EPS:g}")
+          for q, name in (("nc1", "NC1"), ("orbit", "orbit"))]
 
 
 def _setting(rows: List[dict]) -> List[dict]:
@@ -95,8 +102,6 @@ def _heatmaps(rows, keys, path, title) -> bool:
 
 def plot_sweep(out) -> List[Path]:
     """Write the sweep's figures into ``out`` from ``out/sweep.sqlite``; returns their paths."""
-    from ..sweep.store import SweepStore
-
     out = Path(out)
     path = out / "sweep.sqlite"
     if not path.is_file():
@@ -114,7 +119,7 @@ def plot_sweep(out) -> List[Path]:
                          ("fig_sweep_steps.png", _STEPS)):
         if _lines(sel, panels, out / name, title):
             made.append(out / name)
-    if _heatmaps(sel, [("cf_logit_gap", "logit gap"), ("kappa_full", "kappa (full)"),
-                       ("kappa_logits", "kappa (logits)")], out / "fig_sweep_heatmap.png", title):
+    if _heatmaps(sel, [(closed_form_column("logit_gap"), "logit gap"), (kappa_column("full"), "kappa (full)"),
+                       (kappa_column("logits"), "kappa (logits)")], out / "fig_sweep_heatmap.png", title):
         made.append(out / "fig_sweep_heatmap.png")
     return made

@@ -5,7 +5,7 @@ keeps finished points in an SQLite file, one transaction per finished group, so 
 resumes where it stopped; ``runner`` computes the points, grouped by shape, through a
 ``concurrent.futures`` executor.
 """
-from .runner import WHAT, run_sweep, sweep_status
-from .spec import SweepSpec
+from ufm.sweep.runner import WHAT, run_sweep, sweep_status
+from ufm.sweep.spec import SweepSpec
 
 __all__ = ["SweepSpec", "run_sweep", "sweep_status", "WHAT"]

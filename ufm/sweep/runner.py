@@ -5,12 +5,12 @@ Per point, the components selected by ``what``:
 * ``closed-form``: the closed-form minimizer (logit gap, p_true, p_off, ||w||, ||h||, f*,
   trivial), evaluated for all points at once with ``closed_form_arrays``;
 * ``solve``: a batched L-BFGS solve (float64, tol 1e-10, the point's seed) per group of
-  points sharing (K, d, n), compared with the closed form (``ufm.verify``): the worst error,
+  points sharing (K, d, n), compared with the closed form (``ufm.analysis.verify``): the worst error,
   the solver status and steps;
 * ``conditioning``: the symbolic condition number of each Hessian definition
   (``ufm.theory.spectra``), and of ``full`` with b included when lambda_b = 0;
 * ``convergence``: gradient descent from the point's seed under the ``local`` step rule
-  (``ufm.convergence``): steps until NC1, ||grad f|| and the orbit distance fall below each of
+  (``ufm.analysis.convergence``): steps until NC1, ||grad f|| and the orbit distance fall below each of
   CONVERGENCE_EPS, the step size, and the measured and predicted local rates.
 
 Groups run in worker processes (``concurrent.futures.ProcessPoolExecutor``) or in the driver
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import time
 from concurrent.futures import Executor, as_completed
 from pathlib import Path
@@ -30,11 +29,14 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .._io import atomic_write_text, write_json
-from .._validation import Interval, check_param
-from ..executors import ClusterError, dask_executor, process_pool
-from .spec import WHAT, SweepSpec
-from .store import SweepStore
+from ufm._core.io import atomic_write, atomic_write_text, write_json
+from ufm._core.validation import Interval, check_param
+from ufm._core.executors import ClusterError, dask_executor, process_pool
+from ufm.problem import UFMProblem, group_by_shape
+from ufm.records.schema import (CLOSED_FORM_QUANTITIES, CONFIG_COLUMNS, SOLVE_QUANTITIES, closed_form_column,
+                                convergence_column, kappa_column, numeric_column)
+from ufm.records.store import SweepStore
+from ufm.sweep.spec import WHAT, SweepSpec
 
 __all__ = ["WHAT", "run_sweep", "sweep_status", "export_csv", "compute_group", "GROUP_SIZE", "ClusterError"]
 
@@ -42,27 +44,66 @@ __all__ = ["WHAT", "run_sweep", "sweep_status", "export_csv", "compute_group", "
 CONVERGENCE_EPS = (1e-3, 1e-6, 1e-9)
 #: the most points one task solves as a batch
 GROUP_SIZE = 64
-_CONFIG = ("num_classes", "per_class", "dim", "lambda_w", "lambda_h", "lambda_b", "alpha", "seed")
-_CF = ("logit_gap", "p_true", "p_off", "w_norm", "h_norm", "objective")
-
-
-def _problem(c: dict):
-    from ..problem import UFMProblem
-
-    return UFMProblem(c["num_classes"], c["per_class"], c["dim"], c["lambda_w"], c["lambda_h"], c["lambda_b"],
-                      c["alpha"])
 
 
 def _closed_forms(points: Sequence[dict]) -> List[dict]:
     """The closed form of every point at once (vectorized numpy)."""
-    from ..theory.closed_form import closed_form_arrays
+    from ufm.theory.closed_form import closed_form_arrays
 
-    cols = {k: np.array([p[k] for p in points], dtype=float) for k in _CONFIG[:-1]}
+    cols = {k: np.array([p[k] for p in points], dtype=float) for k in CONFIG_COLUMNS[:-1]}
     v = closed_form_arrays(cols["alpha"], cols["num_classes"], cols["per_class"], cols["lambda_w"], cols["lambda_h"])
     trivial = np.asarray(v["trivial"])
     applies = cols["dim"] >= cols["num_classes"] - 1  # else the values are the ETF ansatz's, not a minimizer's
-    return [{**{f"cf_{k}": float(v[k][i]) for k in _CF}, "trivial": bool(trivial[i]),
+    return [{**{closed_form_column(k): float(v[k][i]) for k in CLOSED_FORM_QUANTITIES}, "trivial": bool(trivial[i]),
              "closed_form_applies": bool(applies[i])} for i in range(len(points))]
+
+
+def _solve_component(points, problems, results, device) -> None:
+    """A batched L-BFGS solve of the group, measured and compared with the closed form."""
+    from ufm.analysis.verify import compare, measure, worst_error
+    from ufm.numerics.solve import solve
+
+    res = solve(problems, seeds=[p["seed"] for p in points], method="lbfgs", tol=1e-10, device=device)
+    for i, (p, r) in enumerate(zip(problems, results)):
+        m = measure(res, i)
+        r.update({numeric_column(k): m[k] for k in CLOSED_FORM_QUANTITIES + SOLVE_QUANTITIES})
+        if p.closed_form_applies:
+            r["max_error"] = worst_error(compare(p, m))
+
+
+def _conditioning_component(problems, results) -> None:
+    """The symbolic condition number of each Hessian definition (and of full with b)."""
+    from ufm.theory.keys import DEFINITIONS
+    from ufm.theory.spectra import symbolic_spectrum
+
+    for p, r in zip(problems, results):
+        if not p.closed_form_applies:
+            continue
+        for dfn in DEFINITIONS:
+            s = symbolic_spectrum(p, dfn)
+            r[kappa_column(dfn)] = s.condition_number
+            if "condition_number_with_bias" in s.details:
+                r[kappa_column("full", with_bias=True)] = s.details["condition_number_with_bias"]
+
+
+def _convergence_component(points, problems, results, status, error, device) -> None:
+    """Gradient descent from each point's seed under the local rule: steps to CONVERGENCE_EPS and rates."""
+    from ufm.analysis.convergence import convergence
+
+    for i, (p, r) in enumerate(zip(problems, results)):
+        if not p.closed_form_applies or status[i] == "error":
+            continue
+        try:
+            c = convergence(p, alphas=[p.alpha], seeds=[points[i]["seed"]], eps=CONVERGENCE_EPS,
+                            rules=["local"], device=device)
+        except Exception as e:  # recorded, and the sweep goes on
+            status[i], error[i] = "error", f"{type(e).__name__}: {e}"
+            continue
+        row, pred = c["rows"][0], c["predictions"][0]
+        r.update({convergence_column(k): v for k, v in row.items() if k.startswith("steps_") or k.startswith("rate_")})
+        r.update({convergence_column("lr"): row["lr"],
+                  convergence_column("rate_predicted"): pred["rate_predicted_full"],
+                  convergence_column("diverged_at"): row["diverged_at"]})
 
 
 def compute_group(points: Sequence[dict], what: Sequence[str], device: Optional[str] = None) -> List[dict]:
@@ -72,58 +113,28 @@ def compute_group(points: Sequence[dict], what: Sequence[str], device: Optional[
     if "closed-form" in what:
         for r, cf in zip(results, _closed_forms(points)):
             r.update(cf)
-    problems = [_problem(p) for p in points] if {"solve", "conditioning", "convergence"} & set(what) else []
+    numeric = {"solve", "conditioning", "convergence"} & set(what)
+    problems = [UFMProblem.from_config(p) for p in points] if numeric else []
     if "solve" in what:
-        from ..numerics.solver import solve
-        from ..verify import compare, measure, worst_error
-
         try:
-            res = solve(problems, seeds=[p["seed"] for p in points], method="lbfgs", tol=1e-10, device=device)
-            for i, (p, r) in enumerate(zip(problems, results)):
-                m = measure(res, i)
-                r.update({f"num_{k}": m[k] for k in _CF + ("nc1", "grad_norm", "steps", "status")})
-                if p.closed_form_applies:
-                    r["max_error"] = worst_error(compare(p, m))
+            _solve_component(points, problems, results, device)
         except Exception as e:  # recorded, and the sweep goes on
             status = ["error"] * len(points)
             error = [f"{type(e).__name__}: {e}"] * len(points)
     if "conditioning" in what:
-        from ..theory.spectra import DEFINITIONS, symbolic_spectrum
-
-        for i, (p, r) in enumerate(zip(problems, results)):
-            if not p.closed_form_applies:
-                continue
-            for dfn in DEFINITIONS:
-                s = symbolic_spectrum(p, dfn)
-                r[f"kappa_{dfn}"] = s.condition_number
-                if "condition_number_with_bias" in s.details:
-                    r["kappa_full_with_bias"] = s.details["condition_number_with_bias"]
+        _conditioning_component(problems, results)
     if "convergence" in what:
-        from ..convergence import convergence
-
-        for i, (p, r) in enumerate(zip(problems, results)):
-            if not p.closed_form_applies or status[i] == "error":
-                continue
-            try:
-                c = convergence(p, alphas=[p.alpha], seeds=[points[i]["seed"]], eps=CONVERGENCE_EPS,
-                                rules=["local"], device=device)
-            except Exception as e:  # recorded, and the sweep goes on
-                status[i], error[i] = "error", f"{type(e).__name__}: {e}"
-                continue
-            row, pred = c["rows"][0], c["predictions"][0]
-            r.update({f"conv_{k}": v for k, v in row.items() if k.startswith("steps_") or k.startswith("rate_")})
-            r.update({"conv_lr": row["lr"], "conv_rate_predicted": pred["rate_predicted_full"],
-                      "conv_diverged_at": row["diverged_at"]})
-    return [{"key": p["key"], "config": {k: p[k] for k in _CONFIG}, "config_json": p.get("config_json"),
+        _convergence_component(points, problems, results, status, error, device)
+    return [{"key": p["key"], "config": {k: p[k] for k in CONFIG_COLUMNS}, "config_json": p.get("config_json"),
              "result": r, "components": list(what), "status": st, "error": er}
             for p, r, st, er in zip(points, results, status, error)]
 
 
 def _groups(points: Sequence[dict], size: int) -> List[List[dict]]:
-    by_shape: Dict[tuple, List[dict]] = {}
-    for p in points:
-        by_shape.setdefault((p["num_classes"], p["dim"], p["per_class"]), []).append(p)
-    return [g[i:i + size] for g in by_shape.values() for i in range(0, len(g), size)]
+    """Same-shape points in groups of at most ``size`` (each group is one batched solve)."""
+    by_shape = group_by_shape(points, shape=lambda p: (p["num_classes"], p["dim"], p["per_class"]))
+    members = [[p for _, p in g] for g in by_shape.values()]
+    return [g[i:i + size] for g in members for i in range(0, len(g), size)]
 
 
 def run_sweep(spec: SweepSpec, out, *, workers: Optional[int] = None, executor: Optional[Executor] = None,
@@ -210,11 +221,11 @@ def export_csv(store: SweepStore, path, records: Optional[List[dict]] = None) ->
     keys = sorted({k for r in rows for k in r["result"]})
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["key", *_CONFIG, *keys, "status", "error"])
+    w.writerow(["key", *CONFIG_COLUMNS, *keys, "status", "error"])
     for r in rows:
         res, cfg = r["result"], r["config"]
         values = [res.get(k) for k in keys]
-        w.writerow([r["key"], *[cfg[k] for k in _CONFIG], *["" if v is None or v != v else v for v in values],
+        w.writerow([r["key"], *[cfg[k] for k in CONFIG_COLUMNS], *["" if v is None or v != v else v for v in values],
                     r["status"], r["error"] or ""])  # v != v: NaN, written as an empty cell
     atomic_write_text(path, buf.getvalue())
 
@@ -225,11 +236,9 @@ def _export_parquet(rows: List[dict], path: Path) -> None:
         import pyarrow.parquet as pq
     except ImportError:
         return
-    table = pa.Table.from_pylist([{"key": r["key"], **{k: r["config"][k] for k in _CONFIG}, **r["result"],
+    table = pa.Table.from_pylist([{"key": r["key"], **{k: r["config"][k] for k in CONFIG_COLUMNS}, **r["result"],
                                    "status": r["status"], "error": r["error"]} for r in rows])
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: pq.write_table(table, fh), binary=True)
 
 
 def sweep_status(out) -> dict:

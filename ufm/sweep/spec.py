@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import List, Union
 
-from .._io import read_toml
-from .._validation import Interval, InvalidParameterError, check_param
-from ..problem import UFMProblem
+from ufm._core.io import read_toml
+from ufm._core.validation import Interval, InvalidParameterError, check_param
+from ufm.problem import UFMProblem
 
 __all__ = ["SweepSpec", "point_key", "KEYS", "WHAT"]
 

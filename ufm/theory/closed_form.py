@@ -1,8 +1,8 @@
 """Closed-form UFM minimizers, compiled from the symbolic derivation.
 
-Evaluates the expressions derived in ``ufm.theory.symbolic`` (see
+Evaluates the expressions derived in ``ufm.theory.symbolic.minimizer`` (see
 ``derivations/minimizer.md``, equations cited as (Mk)) through generated Python
-source (``_minimizer_generated.py``), vectorized over configurations, in numpy or
+source (``ufm.theory._generated.minimizer``), vectorized over configurations, in numpy or
 torch. sympy is never imported here.
 
 Conventions (README, "Conventions"): objective
@@ -18,11 +18,11 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .._validation import Interval, InvalidParameterError, check_param, require_closed_form, warn_closed_form
-from ..problem import UFMProblem
-from . import _minimizer_generated as _gen
+from ufm._core.validation import Interval, InvalidParameterError, check_param, require_closed_form, warn_closed_form
+from ufm.problem import UFMProblem
+from ufm.theory._generated import minimizer as _gen
 
-__all__ = ["ClosedForm", "closed_form", "closed_form_arrays", "explicit_minimizer", "simplex_etf"]
+__all__ = ["ClosedForm", "closed_form", "closed_form_arrays", "alpha_threshold", "explicit_minimizer", "simplex_etf"]
 
 _GENERATED = {"label_smoothing": _gen.FUNCTIONS}
 _QUANTITIES = ("logit_gap", "p_true", "p_off", "w_norm", "h_norm", "objective")
@@ -70,6 +70,26 @@ def closed_form_arrays(alpha, K, n, lambda_w, lambda_h, loss: str = "label_smoot
     out["p_off"] = where(trivial, 1.0 / k, out["p_off"])
     out["objective"] = where(trivial, fns["trivial_objective"](*args, xp) + 0 * s, out["objective"])
     return out
+
+
+def alpha_threshold(K, n, lambda_w, lambda_h, loss: str = "label_smoothing") -> float:
+    """The smoothing factor past which the only minimizer is W = H = 0: the alpha at which the
+    derived threshold s_crit(alpha) (M22) equals s = sqrt(n lambda_W lambda_H).
+
+    Found by root-finding on the generated threshold (which falls with alpha), not from a
+    formula written here; negative when even cross-entropy is past the threshold.
+    """
+    from scipy.optimize import brentq
+
+    fn = _GENERATED[loss]["threshold"]
+    s = math.sqrt(n * lambda_w * lambda_h)
+    gap = lambda a: float(fn(np.float64(a), K, n, lambda_w, lambda_h, np)) - s  # noqa: E731
+    lo, hi = -1.0, 1.0
+    while gap(lo) < 0:
+        lo *= 2
+    while gap(hi) > 0:
+        hi *= 2
+    return float(brentq(gap, lo, hi, xtol=1e-15, rtol=4 * np.finfo(float).eps))
 
 
 @dataclass(frozen=True)

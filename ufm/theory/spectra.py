@@ -1,8 +1,8 @@
 """Hessian spectra at the closed-form minimizer, from the symbolic derivation.
 
-Evaluates the spectra derived in ``ufm.theory.symbolic_hessian`` (see
+Evaluates the spectra derived in ``ufm.theory.symbolic.hessian`` (see
 ``derivations/hessian.md``, equations cited as (Hk)) through generated Python source
-(``_hessian_generated.py``); sympy is never imported here. Four operators
+(``ufm.theory._generated.hessian``); sympy is never imported here. Four operators
 (README, "Conditioning"):
 
 ``logits``
@@ -27,26 +27,13 @@ from typing import List, Optional
 
 import numpy as np
 
-from .._validation import Options, check_param, require_closed_form
-from ..problem import UFMProblem
-from .closed_form import closed_form
+from ufm._core.validation import Options, check_param, require_closed_form
+from ufm.problem import UFMProblem
+from ufm.theory.closed_form import closed_form
+from ufm.theory.keys import DEFINITIONS, spectrum_key
 
-__all__ = ["DEFINITIONS", "Spectrum", "spectrum_key", "symbolic_spectrum", "rotation_null_dim", "distinct"]
-
-DEFINITIONS = ("logits", "features", "classifier", "full")
-
-
-def spectrum_key(definition: str, trivial: bool, bias: bool, binary: bool) -> str:
-    """Key of a derived spectrum: ``full`` depends on whether b is a variable; the span
-    blocks take a special form at K = 2 (the standard representation of S_2 appears once,
-    not twice, in W and in the class means)."""
-    parts = [definition, "trivial" if trivial else "collapsed"]
-    if definition == "full":
-        parts.append("bias" if bias else "nobias")
-    if definition in ("classifier", "features", "full"):
-        parts.append("binary" if binary else "multiclass")
-    return "/".join(parts)
-
+__all__ = ["DEFINITIONS", "Spectrum", "spectrum_key", "symbolic_spectrum", "rotation_null_dim", "distinct",
+           "condition_number"]
 
 @dataclass
 class Spectrum:
@@ -84,6 +71,18 @@ class Spectrum:
     def alpha(self) -> float:
         return self.problem.alpha
 
+    @property
+    def smallest_nonzero(self) -> float:
+        """The smallest eigenvalue off the null space (NaN if there is none)."""
+        nz = [v for v in self.eigenvalues if v != 0]
+        return min(nz) if nz else math.nan
+
+    @property
+    def largest(self) -> float:
+        """The largest eigenvalue (NaN if every one is 0)."""
+        nz = [v for v in self.eigenvalues if v != 0]
+        return max(nz) if nz else math.nan
+
     def expanded(self) -> np.ndarray:
         """All eigenvalues, repeated by multiplicity, ascending."""
         return np.repeat(np.asarray(self.eigenvalues, dtype=float), np.asarray(self.multiplicities, dtype=int))
@@ -117,6 +116,14 @@ def distinct(values: np.ndarray, rtol: float, scale: Optional[float] = None):
     return [float(np.mean(g)) for g in groups], [len(g) for g in groups]
 
 
+def condition_number(rest) -> float:
+    """The condition number from the eigenvalues off the null space (``rest``): the largest over the
+    smallest; NaN when none is left or the smallest is not positive (the point is not a minimizer).
+    The one definition, for derived and numerical spectra alike."""
+    rest = np.asarray(rest, dtype=float)
+    return float(rest.max() / rest.min()) if rest.size and rest.min() > 0 else math.nan
+
+
 def _roots(c2, c1, c0):
     """Both roots of c2 x^2 + c1 x + c0 (real: the polynomial is det(H - x G) of a
     symmetric pair with G positive definite), without cancellation."""
@@ -144,7 +151,7 @@ def symbolic_spectrum(problem: UFMProblem, definition: str) -> Spectrum:
     Raises:
         InvalidParameterError: unknown definition, or d < K - 1 (no closed form).
     """
-    from . import _hessian_generated as gen
+    from ufm.theory._generated import hessian as gen
 
     check_param("definition", definition, Options(DEFINITIONS), "symbolic_spectrum")
     require_closed_form(problem.K, problem.d, "symbolic_spectrum")
@@ -197,5 +204,4 @@ def _evaluate(fn, p: UFMProblem, cf, shift_is_null: bool = False):
     values, mults = distinct(rest, rtol=1e-12)
     if null_dim:
         values, mults = [0.0] + values, [null_dim] + mults
-    cond = float(rest.max() / rest.min()) if rest.size and rest.min() > 0 else math.nan
-    return values, mults, null_dim, cond, components
+    return values, mults, null_dim, condition_number(rest), components

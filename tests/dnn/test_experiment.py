@@ -1,0 +1,217 @@
+"""Experiments (bundled and TOML), executors, resume, figures and the UFM checks of ``ufm validate``."""
+import json
+
+import pytest
+
+from ufm import InvalidParameterError
+from ufm.dnn.config import TrainConfig
+from ufm.dnn.experiment import BUNDLED, load_experiment, run_experiment
+from ufm.analysis.networks import AGREE_RTOL, validate
+from ufm.report.dnn_figures import FIGURES
+from ufm.report.experiment import render_experiment
+from ufm.report.validation import validation_markdown
+
+TOML = """
+name = "tiny"
+description = "gaussian, 2 alphas x 2 seeds"
+[base]
+dataset = "gaussian"
+dataset_options = { num_classes = 3, dim = 8, train_size_per_class = 40, test_size_per_class = 20 }
+model = "mlp"
+model_options = { width = 16, depth = 2 }
+epochs = 4
+batch_size = 16
+eval_every = 2
+[grid]
+alpha = [0.0, 0.1]
+seed = [0, 1]
+"""
+
+
+def test_bundled_experiments_are_valid_and_sized_as_documented():
+    assert set(BUNDLED) == {"mnist1d-mlp", "fashion-mnist-mlp", "cifar10-resnet18", "cifar100-resnet50",
+                            "stl10-resnet50"}
+    for name in ("mnist1d-mlp", "fashion-mnist-mlp"):
+        runs = load_experiment(name).runs()
+        assert sorted({c.alpha for _, c in runs}) == [0.0, 0.05, 0.1, 0.2] and len({c.seed for _, c in runs}) >= 2
+    for name in ("cifar10-resnet18", "cifar100-resnet50", "stl10-resnet50"):  # the paper's setting
+        runs = load_experiment(name).runs()
+        c = runs[0][1]
+        assert (c.lr, c.momentum, c.weight_decay, c.batch_size, c.epochs, c.milestones, c.gamma) == (
+            0.05, 0.9, 5e-4, 128, 800, (150, 350), 0.1)
+        assert sorted(c.alpha for _, c in runs) == [0.0, 0.05]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("exp")
+    (folder / "tiny.toml").write_text(TOML)
+    spec = load_experiment(folder / "tiny.toml")
+    result = run_experiment(spec, folder / "out", workers=0, progress=False)
+    return folder, spec, result
+
+
+def test_experiment_runs_every_combination_and_writes_its_outputs(tiny):
+    folder, spec, result = tiny
+    out = folder / "out"
+    names = sorted(p.name for p in (out / "runs").iterdir())
+    assert names == ["alpha=0.0-seed=0", "alpha=0.0-seed=1", "alpha=0.1-seed=0", "alpha=0.1-seed=1"]
+    assert len(result["runs"]) == 4 and all(r["resumed_from"] is None for r in result["runs"])
+    rows = (out / "summary.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4 * 3 and rows[0].startswith("run,alpha,seed,split,epoch,loss,error,nc1")
+    v = json.loads((out / "validation.json").read_text())
+    assert len(v["groups"]) == 1 and v["groups"][0]["alphas"] == [0.0, 0.1]
+    paths = render_experiment(out)
+    assert [p.name for p in paths] == [*FIGURES, "report.md"] and all(p.stat().st_size > 1000 for p in paths)
+    report = (out / "report.md").read_text()
+    assert "| 0.1 |" in report and "p_off - alpha/K agrees across alpha" in report
+
+
+def test_rerun_skips_finished_runs_and_processes_give_the_same_records(tiny, tmp_path):
+    folder, spec, first = tiny
+    again = run_experiment(spec, folder / "out", workers=0, progress=False)
+    assert all(r["resumed_from"] == 4 for r in again["runs"])
+    pooled = run_experiment(spec, tmp_path, workers=2, progress=False)
+    assert len(pooled["runs"]) == 4
+    for name in ("alpha=0.0-seed=1", "alpha=0.1-seed=0"):
+        assert (tmp_path / "runs" / name / "metrics.jsonl").read_bytes() == \
+            (folder / "out" / "runs" / name / "metrics.jsonl").read_bytes()
+
+
+def _fake_run(folder, alpha, seed, p_off, nc1, errors=(0.5, 0.0, 0.0), nc2=(0.9, 0.5, 0.4)):
+    """A run folder written by hand: config.json and three train records."""
+    cfg = TrainConfig(dataset="gaussian", alpha=alpha, seed=seed, epochs=2)
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"config": cfg.to_dict(), "dataset": {"sizes": {"train": 100}},
+                                                    "model": {"num_classes": 10, "feature_dim": 16}}))
+    lines = [json.dumps({"epoch": e, "split": "train", "p_off": p_off, "nc1": n, "nc2_h": g, "nc2_w": g,
+                         "error": err}) for e, (n, g, err) in enumerate(zip(nc1, nc2, errors))]
+    (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_validate_cross_run_checks_on_hand_written_records(tmp_path):
+    # p_off - alpha/K: 0.010 (CE) and 0.02 - 0.01 = 0.010, 0.0115 (LS): spread 0.0015/0.0115 = 0.13 < 0.25
+    runs = [_fake_run(tmp_path / "a", 0.0, 0, 0.010, (5.0, 1.0, 0.5)),
+            _fake_run(tmp_path / "b", 0.1, 0, 0.020, (5.0, 0.4, 0.2)),
+            _fake_run(tmp_path / "c", 0.1, 1, 0.023, (5.0, 0.6, 0.3))]
+    [g] = validate(runs)["groups"]
+    checks = {c["prediction"]: c for c in g["checks"]}
+    agree = checks["p_off - alpha/K agrees across alpha"]
+    assert agree["measured"] == pytest.approx({0.0: 0.010, 0.1: 0.0115})
+    assert agree["value"] == pytest.approx(0.0015 / 0.0115) and agree["holds"] == (0.0015 / 0.0115 < AGREE_RTOL)
+    # target NC1 = max final = 0.5; CE reaches it at epoch 2, LS runs at epochs 1 and 2 (mean 1.5)
+    fewer = checks["LS reaches a given NC1 in fewer epochs"]
+    assert fewer["target_nc1"] == 0.5 and fewer["measured"] == {0.0: 2.0, 0.1: 1.5} and fewer["holds"]
+    assert checks["LS collapses more (lower final NC1)"]["measured"] == pytest.approx({0.0: 0.5, 0.1: 0.25})
+    geometry = checks["geometry approaches the simplex ETF"]  # from epoch 1 (zero error): 0.5 -> 0.4
+    assert geometry["holds"] and geometry["measured"][str(tmp_path / "a")]["from_epoch"] == 1
+    assert "| LS collapses more (lower final NC1) |" in validation_markdown(validate(runs))
+
+
+def test_validate_reports_a_failed_prediction_as_such(tmp_path):
+    runs = [_fake_run(tmp_path / "a", 0.0, 0, 0.001, (5.0, 0.3, 0.1), nc2=(0.9, 0.5, 0.6)),
+            _fake_run(tmp_path / "b", 0.2, 0, 0.040, (5.0, 1.0, 0.4))]  # 0.001 vs 0.02: disagree
+    checks = {c["prediction"]: c["holds"] for c in validate(runs)["groups"][0]["checks"]}
+    assert checks == {"p_off - alpha/K agrees across alpha": False, "geometry approaches the simplex ETF": False,
+                      "LS reaches a given NC1 in fewer epochs": False, "LS collapses more (lower final NC1)": False}
+
+
+def test_cli_experiment_validate_and_bad_input(cli, tiny, tmp_path, capsys):
+    folder, _, _ = tiny
+    code, out, _ = cli("experiment", "--list")
+    assert code == 0 and "mnist1d-mlp" in out and "cifar10-resnet18" in out
+    code, out, _ = cli("experiment", str(folder / "tiny.toml"), "--out", str(tmp_path / "e"),
+                       "--workers", "0", "--epochs", "2", "--seeds", "1", "--quiet")
+    assert code == 0 and "report.md" in out
+    assert sorted(p.name for p in (tmp_path / "e" / "runs").iterdir()) == ["alpha=0.0-seed=0", "alpha=0.1-seed=0"]
+    code, out, _ = cli("validate", *map(str, sorted((tmp_path / "e" / "runs").iterdir())))
+    assert code == 0 and "Runs compared across alpha" in out
+    bad = tmp_path / "bad.toml"
+    for text, match in (("[base]\nepochs = 0\n[grid]\nseed = [0]\n", "'epochs' parameter of TrainConfig must be an int"),
+                        ("[base]\nwidth = 3\n[grid]\nseed = [0]\n", "Unknown key 'width'"),
+                        ("[base\n", "not valid TOML"),
+                        ("[base]\n[grid]\nalpha = []\n", "'grid.alpha' entry of experiment 'bad' must be a non-empty")):
+        bad.write_text(text)
+        code, _, err = cli("experiment", str(bad), "--out", str(tmp_path / "x"))
+        assert code == 2 and err.count("\n") == 1 and match in err, err
+    code, _, err = cli("experiment", "cifar9")
+    assert code == 2 and "must be a str among {'cifar10-resnet18'" in err
+    code, _, err = cli("validate", str(tmp_path))
+    assert code == 2 and "is not a run folder" in err
+
+
+def test_experiment_spec_errors_name_the_problem(tmp_path):
+    with pytest.raises(InvalidParameterError, match="experiment file .* does not exist"):
+        load_experiment(tmp_path / "none.toml")
+
+
+def test_validate_survives_null_records_and_reports_the_checks_as_not_holding(tmp_path):
+    """Non-finite values are written as null: the checks that need them do not hold, nothing crashes."""
+    runs = [_fake_run(tmp_path / "a", 0.0, 0, None, (5.0, None, None), nc2=(0.9, None, None)),
+            _fake_run(tmp_path / "b", 0.1, 0, 0.02, (5.0, 0.4, 0.2))]
+    checks = {c["prediction"]: c["holds"] for c in validate(runs)["groups"][0]["checks"]}
+    assert checks == {"p_off - alpha/K agrees across alpha": False, "geometry approaches the simplex ETF": False,
+                      "LS reaches a given NC1 in fewer epochs": False, "LS collapses more (lower final NC1)": False}
+    assert "| LS collapses more (lower final NC1) | alpha=0: nan" in validation_markdown(validate(runs))
+    # a folder whose config.json is not a run's: one clear error
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "config.json").write_text('{"config": {"epochs": 2}}')
+    with pytest.raises(ValueError, match="is not the configuration of a training run"):
+        validate([tmp_path / "c"])
+
+
+def test_spec_rejects_repeated_grid_values_and_a_base_that_is_not_a_table(tmp_path):
+    from ufm.dnn.experiment import ExperimentSpec
+
+    with pytest.raises(InvalidParameterError, match="'grid.alpha' entry .* without repeats"):
+        ExperimentSpec("x", {"dataset": "gaussian"}, {"alpha": [0.1, 0.10]})
+    with pytest.raises(InvalidParameterError, match="'base' table of experiment 'x' must map"):
+        ExperimentSpec("x", 3, {"seed": [0]})
+
+
+def test_experiment_writes_records_and_the_report_renders_validation_md(tiny, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    folder, _, result = tiny
+    shutil.copytree(folder / "out", tmp_path / "out")
+    for name in ("validation.md", "report.md"):
+        (tmp_path / "out" / name).unlink(missing_ok=True)
+    render_experiment(tmp_path / "out")
+    saved = json.loads((tmp_path / "out" / "validation.json").read_text())
+    assert (tmp_path / "out" / "validation.md").read_text() == validation_markdown(saved)
+    assert validation_markdown(saved) == validation_markdown(result["validation"])
+    code = "import sys, ufm.dnn.experiment; print(sorted(m for m in sys.modules if m.startswith('ufm.report')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_with_seeds_replaces_the_grids_seeds_and_keeps_the_rest(tmp_path):
+    from ufm.dnn.experiment import ExperimentSpec
+
+    spec = ExperimentSpec("x", {"dataset": "gaussian", "epochs": 2}, {"alpha": [0.0, 0.1], "seed": [5]}, "d")
+    three = spec.with_seeds(3)
+    assert three.grid == {"alpha": [0.0, 0.1], "seed": [0, 1, 2]} and spec.grid["seed"] == [5]
+    assert (three.name, three.base, three.description) == (spec.name, spec.base, spec.description)
+    assert [n for n, _ in three.runs()] == [f"alpha={a}-seed={s}" for a in (0.0, 0.1) for s in range(3)]
+    no_seed = ExperimentSpec("x", {"dataset": "gaussian"}, {"alpha": [0.0, 0.1]}).with_seeds(2)
+    assert no_seed.grid == {"alpha": [0.0, 0.1], "seed": [0, 1]}
+    assert spec.override(epochs=1).with_seeds(1).base == {"dataset": "gaussian", "epochs": 1}
+    with pytest.raises(InvalidParameterError, match=r"The 'seeds' parameter of ExperimentSpec.with_seeds must be "
+                                                    r"an int in the range \[1, inf\)\. Got 0 instead\.") as info:
+        spec.with_seeds(0)
+    assert info.value.param == "seeds"
+
+
+def test_figures_use_the_experiments_own_runs_not_stale_folders(tiny, tmp_path):
+    import shutil
+
+    from ufm.report.experiment import load_runs
+
+    folder, spec, _ = tiny
+    shutil.copytree(folder / "out", tmp_path / "out")
+    one_seed = spec.with_seeds(1)
+    run_experiment(one_seed, tmp_path / "out", workers=0, progress=False)  # the seed-1 folders stay on disk
+    assert sorted(r["name"] for r in load_runs(tmp_path / "out")) == ["alpha=0.0-seed=0", "alpha=0.1-seed=0"]

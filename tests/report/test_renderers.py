@@ -1,0 +1,44 @@
+"""Reports render what analyses return and decide nothing: a verdict in the data is the verdict shown."""
+from ufm.report import markdown, text
+
+
+def _summary(matches, nc1=()):
+    return {"steps": [], "ce_vs_ls": [{"rule": "local", "quantity": "nc1", "eps": 1e-6, "alpha": 0.1,
+                                       "steps_ce": 150.0, "steps_ls": 100.0, "ratio_ce_ls": 1.5}],
+            "rates": {"worst_deviation": 0.3, "tolerance": 0.05, "matches": matches},
+            "lr_times_L": {"min": 0.2, "max": 0.4}, "nc1": list(nc1), "nc1_band": 0.02}
+
+
+def test_the_rate_verdict_is_the_one_in_the_summary():
+    # the same deviation (0.3) is shown as a match or not, as the analysis decided: the renderer does not judge
+    assert "rates match the full-spectrum" in markdown._rates_paragraphs(_summary(True))[0]
+    assert "rates do NOT match" in markdown._rates_paragraphs(_summary(False))[0]
+    assert "the criterion is 0.05" in markdown._rates_paragraphs(_summary(False))[0]
+    assert "NC1 < 1e-06: 100 steps with LS (alpha = 0.1) against 150 with CE (ratio CE/LS 1.50)" in \
+        markdown._rates_paragraphs(_summary(True))[0]
+
+
+def test_nc1_verdicts_are_listed_as_given():
+    nc1 = [{"rule": "local", "alpha": 0.0, "deviation": 0.5, "verdict": "agrees"},
+           {"rule": "local", "alpha": 0.1, "deviation": 0.0, "verdict": "slower"}]
+    para = markdown._rates_paragraphs(_summary(True, nc1))[-1]
+    assert "agrees with it to 2% of 1 - rate for alpha = 0 (local)" in para
+    assert "more slowly than predicted for alpha = 0.1 (local)" in para
+
+
+def test_the_verification_section_renders_the_summary():
+    rec = {"rows": [{"num_classes": 3}], "config": {"seeds": [0], "per_class": 10, "method": "lbfgs",
+                                                      "solver_tol": 1e-11, "tol": 1e-6},
+           "summary": {"passed": 7, "total": 9, "trivial": 2, "failed": [],
+                       "errors": {"logit_gap": {"worst": 2e-9, "median": 1e-10}}}}
+    lines = "\n".join(markdown._verify_section(rec))
+    assert "**7 of 9 points agree with the closed form to 1e-06**" in lines
+    assert "| logit_gap | 2.00e-09 | 1.00e-10 |" in lines and "2 of them lie past" in lines
+
+
+def test_the_conditioning_verdict_lines_render_summarize():
+    summary = {"logits": {"kappa_ce": 8.0, "kappa_ls": {0.1: 7.0}, "verdict": "lower with LS"},
+               "features": {"kappa_ce": 4.0, "kappa_ls": {0.1: 5.0}, "verdict": "made up by the test"}}
+    lines = text._verdict_lines(summary)
+    assert any("logits:" in line and "lower with LS: kappa(CE) = 8; kappa(alpha=0.1) = 7" in line for line in lines)
+    assert any("made up by the test" in line for line in lines)

@@ -1,0 +1,101 @@
+"""Atomic writes and self-describing records."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Callable
+
+__all__ = ["read_toml", "atomic_write", "atomic_write_text", "write_json", "read_json", "environment", "to_jsonable"]
+
+
+def read_toml(path, what: str, param: str) -> dict:
+    """The TOML file ``path`` as a dict; an unreadable or invalid file raises
+    ``InvalidParameterError`` naming ``what`` (e.g. "sweep file") and the parameter ``param``."""
+    from ufm._core.validation import InvalidParameterError
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as e:
+        raise InvalidParameterError(f"The {what} {str(path)!r} cannot be read: {e.strerror}.", param=param,
+                                    value=str(path), expected="a readable TOML file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidParameterError(f"The {what} {str(path)!r} is not valid TOML: {e}.", param=param,
+                                    value=str(path), expected="a valid TOML file") from None
+
+
+def atomic_write(path, write: Callable[[IO], None], binary: bool = False) -> None:
+    """Write ``path`` atomically: ``write(fh)`` fills a temporary file in the same folder,
+    which is flushed, fsync'd and renamed over the target. A reader sees the old file or
+    the new one, never a partial write."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda fh: fh.write(text))
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Tensors, numpy values and non-finite floats into plain JSON (NaN -> null)."""
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        obj = obj.tolist()
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(to_jsonable(obj), indent=1, sort_keys=False) + "\n")
+
+
+def read_json(path) -> Any:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def environment() -> dict:
+    """Library versions and machine, recorded next to every result."""
+    from importlib import metadata
+
+    import numpy
+    import torch
+
+    from ufm._version import __version__
+
+    env = {"ufm": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
+           "numpy": numpy.__version__, "platform": platform.platform(), "machine": platform.machine(),
+           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+           "torch_threads": torch.get_num_threads()}
+    try:
+        env["sympy"] = metadata.version("sympy")  # its version, without importing it
+    except metadata.PackageNotFoundError:  # pragma: no cover
+        pass
+    return env

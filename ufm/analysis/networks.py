@@ -1,0 +1,189 @@
+"""The UFM's predictions confronted with trained networks (``ufm validate RUN...``).
+
+Reads only the raw records of run folders (``config.json``, ``metrics.jsonl``), through
+``ufm.records.runs``, and works on their plain configuration dicts (the fields of
+``ufm.dnn.TrainConfig`` as ``config.json`` holds them). The verdicts are returned as data;
+``ufm.report.validation`` renders them.
+
+**UFM-style runs** (``mode = "ufm"``: explicit penalties lambda_W, lambda_H, lambda_b): the
+closed-form minimizer for the run's K, n = N/K (N training samples), lambda_W, lambda_H and
+alpha predicts ||w_k||, ||h_i|| (measured as mean_k ||mu_k - mu_G||), the logit gap and
+p_true (``ufm.theory.closed_form``); each is compared with the train-split record at every
+recorded epoch (relative error |measured - predicted| / |predicted|). The prediction holds
+when the relative error at the last epoch is below ``UFM_RTOL``.
+
+**Ordinary weight-decay runs**, grouped by configuration up to alpha and seed, where the
+effective feature penalty is unknown. Predictions that do not need it:
+
+* ``p_off - alpha/K agrees across alpha``: the closed form gives p_off = alpha/K + s with s
+  independent of alpha (same lambdas). Measured on the train split at the last epoch, mean
+  over seeds; holds when (max - min) / max of (p_off - alpha/K) over alphas is below
+  ``AGREE_RTOL``.
+* ``geometry approaches the simplex ETF``: NC2 of the class means and of the classifier fall
+  from the start of the terminal phase (the first record with zero training error; the
+  record at mid-training if there is none) to the last epoch (train split), in every run of
+  the group. (From initialization would not do: a random classifier's rows are nearly
+  orthogonal and equinorm, already close to a simplex ETF for moderate K.)
+* ``LS reaches a given NC1 in fewer epochs``: the target is the largest final train NC1 of the
+  group (so that every run reaches it); holds when, for every alpha > 0, the mean over seeds
+  of the first epoch at which NC1 <= target is at most that of alpha = 0.
+* ``LS collapses more (lower final NC1)``: final train NC1, mean over seeds, lower for every
+  alpha > 0 than for alpha = 0 (the paper's empirical claim).
+
+The tolerances UFM_RTOL and AGREE_RTOL were set before any measurement and are not tuned to
+the results; each check reports its measured values with the verdict, whichever way it goes.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from ufm.analysis.series import first_reached
+from ufm.records.runs import read_config, read_records
+from ufm.theory.closed_form import closed_form_arrays
+
+__all__ = ["validate", "UFM_RTOL", "AGREE_RTOL", "UFM_QUANTITIES"]
+
+#: relative error at the last epoch under which a UFM-style run "matches" the closed form
+UFM_RTOL = 0.05
+#: relative spread under which (p_off - alpha/K) "agrees" across alphas
+AGREE_RTOL = 0.25
+#: closed-form quantity -> record key of the measurement
+UFM_QUANTITIES = {"w_norm": "w_norm", "h_norm": "h_norm", "logit_gap": "logit_gap", "p_true": "p_true"}
+#: configuration keys read as floats (a hand-written JSON may hold 0 for 0.0)
+_FLOAT_KEYS = ("alpha", "lambda_w", "lambda_h")
+#: configuration keys that do not make two runs differ beyond alpha and seed
+_NOT_GROUPED = ("alpha", "seed", "device", "eval_batch_size")
+
+
+def _load(run) -> dict:
+    """A run folder's configuration (a plain dict), its meta data and its train records."""
+    meta = read_config(run)
+    try:
+        config = dict(meta["config"])
+        config.update({k: float(config[k]) for k in _FLOAT_KEYS})
+        # each of these must be present
+        config["seed"], config["mode"], meta["model"]["num_classes"], meta["model"]["feature_dim"]
+        meta["dataset"]["sizes"]["train"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{run}/config.json is not the configuration of a training run ({e!r} missing or "
+                         "invalid); pass folders written by ufm train or ufm experiment") from None
+    records = [r for r in read_records(run) if r["split"] == "train"]
+    if not records:
+        raise ValueError(f"{run} has no train records yet; train it first")
+    return {"run": str(run), "meta": meta, "config": config, "train": records}
+
+
+def _num(v) -> float:
+    """A recorded value as a float (null, i.e. non-finite when written, is NaN)."""
+    return float("nan") if v is None else float(v)
+
+
+def _nanmean(values) -> float:
+    values = [v for v in map(_num, values) if math.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _ufm_run(r: dict) -> dict:
+    cfg, meta = r["config"], r["meta"]
+    K = meta["model"]["num_classes"]
+    N = meta["dataset"]["sizes"]["train"]
+    cf = closed_form_arrays(cfg["alpha"], K, N / K, cfg["lambda_w"], cfg["lambda_h"])
+    checks = []
+    for q, key in UFM_QUANTITIES.items():
+        pred = float(cf[q])
+        curve = []
+        for rec in r["train"]:
+            m = _num(rec.get(key))
+            err = abs(m - pred) / abs(pred) if pred and math.isfinite(m) else None
+            curve.append({"epoch": rec["epoch"], "measured": m, "predicted": pred, "rel_error": err})
+        final = curve[-1]["rel_error"]
+        checks.append({"quantity": q, "predicted": pred, "measured": curve[-1]["measured"], "rel_error": final,
+                       "holds": final is not None and final < UFM_RTOL, "curve": curve})
+    return {"run": r["run"], "kind": "ufm", "alpha": cfg["alpha"], "num_classes": K, "per_class": N / K,
+            "feature_dim": meta["model"]["feature_dim"], "trivial": bool(cf["trivial"]),
+            "closed_form_applies": meta["model"]["feature_dim"] >= K - 1, "checks": checks}
+
+
+def _terminal_phase(records: list) -> dict:
+    """The first record with zero training error (the terminal phase of training, Papyan et
+    al. 2020) if it comes before the last one, else the record at mid-training."""
+    for rec in records[:-1]:
+        if rec["error"] == 0:
+            return rec
+    last = records[-1]["epoch"]
+    return min(records, key=lambda rec: abs(rec["epoch"] - last / 2))
+
+
+def _first_epoch(records: list, target: float) -> float:
+    """The first epoch with NC1 <= target, NaN if none reaches it."""
+    epoch = first_reached([rec["epoch"] for rec in records], [rec.get("nc1") for rec in records], target,
+                          inclusive=True)
+    return float("nan") if epoch is None else epoch
+
+
+def _group_checks(runs: List[dict]) -> dict:
+    K = runs[0]["meta"]["model"]["num_classes"]
+    by_alpha: Dict[float, List[dict]] = {}
+    for r in runs:
+        by_alpha.setdefault(r["config"]["alpha"], []).append(r)
+    alphas = sorted(by_alpha)
+    final = {a: [rr["train"][-1] for rr in by_alpha[a]] for a in alphas}
+    mean = lambda a, key: _nanmean(rec.get(key) for rec in final[a])  # noqa: E731
+    checks = []
+    # A comparison with a NaN is False: a check whose inputs are missing (null records) does not hold.
+    if len(alphas) > 1:
+        s = {a: mean(a, "p_off") - a / K for a in alphas}
+        if all(math.isfinite(v) for v in s.values()):
+            scale = max(abs(v) for v in s.values())
+            spread = (max(s.values()) - min(s.values())) / scale if scale > 0 else 0.0
+        else:
+            spread = float("nan")  # a missing value: the check does not hold
+        checks.append({"prediction": "p_off - alpha/K agrees across alpha", "measured": s,
+                       "value": spread, "criterion": f"relative spread < {AGREE_RTOL}", "holds": spread < AGREE_RTOL})
+    falls = {}
+    for rr in runs:
+        start = _terminal_phase(rr["train"])
+        falls[rr["run"]] = {"from_epoch": start["epoch"],
+                            **{k: (_num(start.get(k)), _num(rr["train"][-1].get(k))) for k in ("nc2_h", "nc2_w")}}
+    checks.append({"prediction": "geometry approaches the simplex ETF", "measured": falls,
+                   "criterion": "NC2 (means and classifier) lower at the last epoch than when the terminal phase "
+                                "starts (first record with zero training error; else mid-training)",
+                   "holds": all(f[k][1] < f[k][0] for f in falls.values() for k in ("nc2_h", "nc2_w"))})
+    if 0.0 in by_alpha and len(alphas) > 1:
+        finals = [_num(rec.get("nc1")) for a in alphas for rec in final[a]]
+        target = max(finals) if all(math.isfinite(v) for v in finals) else float("nan")
+        epochs = {a: [_first_epoch(rr["train"], target) for rr in by_alpha[a]] for a in alphas}
+        mean_ep = {a: float(np.mean(v)) for a, v in epochs.items()}
+        checks.append({"prediction": "LS reaches a given NC1 in fewer epochs", "target_nc1": target,
+                       "measured": mean_ep, "criterion": "mean first epoch with NC1 <= target, alpha > 0 <= alpha = 0",
+                       "holds": all(mean_ep[a] <= mean_ep[0.0] for a in alphas if a > 0)})
+        nc1 = {a: mean(a, "nc1") for a in alphas}
+        checks.append({"prediction": "LS collapses more (lower final NC1)", "measured": nc1,
+                       "criterion": "final train NC1, alpha > 0 < alpha = 0",
+                       "holds": all(nc1[a] < nc1[0.0] for a in alphas if a > 0)})
+    return {"runs": [r["run"] for r in runs], "alphas": alphas, "num_classes": K,
+            "seeds": sorted({r["config"]["seed"] for r in runs}), "checks": checks}
+
+
+def validate(runs: Sequence) -> dict:
+    """Confront the UFM with the runs in ``runs`` (folders); see the module docstring.
+
+    Returns:
+        dict with ``ufm_runs`` (per UFM-style run: each quantity's prediction, measurement,
+        relative error curve and verdict) and ``groups`` (per group of ordinary runs that
+        differ only in alpha and seed: the cross-run checks).
+    """
+    loaded = [_load(Path(r)) for r in runs]
+    ufm_runs = [_ufm_run(r) for r in loaded if r["config"]["mode"] == "ufm"]
+    groups: Dict[str, List[dict]] = {}
+    for r in loaded:
+        if r["config"]["mode"] == "standard":
+            key = json.dumps({k: v for k, v in r["config"].items() if k not in _NOT_GROUPED}, sort_keys=True)
+            groups.setdefault(key, []).append(r)
+    return {"ufm_runs": ufm_runs, "groups": [_group_checks(g) for g in groups.values()],
+            "tolerances": {"UFM_RTOL": UFM_RTOL, "AGREE_RTOL": AGREE_RTOL}}

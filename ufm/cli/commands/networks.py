@@ -1,0 +1,166 @@
+"""Commands on networks: ``train`` (one run), ``experiment`` (a grid of runs, CE vs LS) and
+``validate`` (the UFM's predictions confronted with trained runs).
+
+The flags of ``train`` are the fields of ``ufm.dnn.config.TrainConfig``, generated from the
+dataclass (help from each field's ``metadata["help"]``, type from ``CONSTRAINTS``); the option
+dicts are given key by key (``--dataset-option KEY=VALUE``), and ``--config FILE`` gives a TOML
+file the flags override (``TrainConfig.from_toml``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from ufm.cli.parser import (CLUSTER, COUNT, WORKERS, Commands, Parser, UsageError, add_fields, add_flag,
+                            option_pair)
+
+__all__ = ["add_parser", "OPTION_FIELDS"]
+
+#: TrainConfig fields given key by key: (field, flag, help)
+OPTION_FIELDS = (
+    ("dataset_options", "--dataset-option", "dataset option, e.g. num_classes=5 for gaussian (repeatable)"),
+    ("model_options", "--model-option", "model option, e.g. width=512, depth=4, batchnorm=true (repeatable)"),
+)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+# -- train -------------------------------------------------------------------------------------
+
+def _train_flags(p: Parser) -> None:
+    from ufm.dnn.config import CONSTRAINTS, TrainConfig
+
+    p.add_argument("--out", required=True, help="the run folder (resumed if it holds this run)")
+    p.add_argument("--config", default=None, help="a TOML file of TrainConfig keys; flags override it")
+    g = p.add_argument_group("run (README, DNN experiments)")
+    add_fields(p, TrainConfig, CONSTRAINTS, group=g, skip=[name for name, _, _ in OPTION_FIELDS])
+    for name, flag, help_ in OPTION_FIELDS:
+        g.add_argument(flag, dest=name, action="append", type=option_pair, default=[], metavar="KEY=VALUE",
+                       help=help_)
+    g.add_argument("--download", action="store_true", help="let torchvision download a missing dataset")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _overrides(args) -> dict:
+    """The TrainConfig keys given on the command line (the flags left at None are not)."""
+    from ufm.dnn.config import TrainConfig
+
+    options = {name for name, _, _ in OPTION_FIELDS}
+    out = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+           if f.name not in options and getattr(args, f.name) is not None}
+    for name in options:
+        if getattr(args, name):
+            out[name] = dict(getattr(args, name))
+    if args.download:
+        out["dataset_options"] = {**out.get("dataset_options", {}), "download": True}
+    return out
+
+
+def train_command(args) -> int:
+    from ufm.dnn.config import TrainConfig
+    from ufm.dnn.training import train
+    from ufm.report.text import train_lines
+
+    config = TrainConfig.from_toml(args.config, _overrides(args))
+    summary = train(config, args.out, progress=not args.quiet and sys.stderr.isatty(), log=_log)
+    for line in train_lines(summary, args.out):
+        print(line)
+    return 0
+
+
+# -- experiment --------------------------------------------------------------------------------
+
+def _experiment_flags(p: Parser) -> None:
+    from ufm.dnn.config import CONSTRAINTS
+
+    p.add_argument("experiment", nargs="?", help="a bundled name (see --list) or a FILE.toml")
+    p.add_argument("--out", default=None, help="output folder (default ufm-experiments/NAME)")
+    p.add_argument("--list", action="store_true", help="list the bundled experiments and exit")
+    add_flag(p, "--epochs", param="epochs", constraint=CONSTRAINTS["epochs"], default=None,
+             help="override the epochs of every run")
+    add_flag(p, "--seeds", param="seeds", constraint=COUNT, default=None, help="override: seeds 0..N-1")
+    add_flag(p, "--workers", param="workers", constraint=WORKERS, default=None,
+             help="worker processes (default one per CPU, at most one per run; 0: one run at a time here)")
+    add_flag(p, "--cluster", param="cluster", constraint=CLUSTER, default=None,
+             help="local-dask or dask://HOST:PORT (needs ufm[cluster])")
+    add_flag(p, "--device", param="device", constraint=CONSTRAINTS["device"], default=None,
+             help="override the device of every run (auto, cpu, cuda, cuda:N)")
+    add_flag(p, "--data-dir", param="data_dir", constraint=CONSTRAINTS["data_dir"], default=None,
+             help="folder holding datasets (default $UFM_DATA, then standard places)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _experiment(args):
+    """The experiment named or given as a file (whose errors are the file's, not a flag's), with
+    the overrides of the flags."""
+    from ufm._core.validation import InvalidParameterError
+    from ufm.dnn.experiment import load_experiment
+
+    try:
+        spec = load_experiment(args.experiment)
+    except InvalidParameterError as e:
+        raise UsageError(str(e)) from None
+    changes = {k: v for k, v in (("epochs", args.epochs), ("device", args.device), ("data_dir", args.data_dir))
+               if v is not None}
+    if changes:
+        spec = spec.override(**changes)
+    if args.seeds is not None:
+        spec = spec.with_seeds(args.seeds)
+    return spec
+
+
+def experiment_command(args) -> int:
+    from ufm._core.executors import ClusterError
+    from ufm.dnn.experiment import BUNDLED, load_experiment, run_experiment
+    from ufm.report.experiment import render_experiment
+    from ufm.report.text import experiment_done_line, experiment_list_lines
+
+    if args.list or not args.experiment:
+        print("\n".join(experiment_list_lines((name, load_experiment(name).description) for name in BUNDLED)))
+        return 0
+    spec = _experiment(args)
+    out = args.out or str(Path("ufm-experiments") / spec.name)
+    try:
+        result = run_experiment(spec, out, workers=args.workers, cluster=args.cluster,
+                                progress=not args.quiet and sys.stderr.isatty(), log=_log)
+    except ClusterError as e:
+        raise UsageError(str(e)) from None
+    for path in render_experiment(out):
+        print(path)
+    print(experiment_done_line(result, out))
+    return 0
+
+
+# -- validate ----------------------------------------------------------------------------------
+
+def _validate_flags(p: Parser) -> None:
+    p.add_argument("runs", nargs="+", help="run folders (of ufm train or ufm experiment)")
+    p.add_argument("--json", action="store_true", help="print JSON (with the per-epoch curves)")
+
+
+def validate_command(args) -> int:
+    from ufm.analysis.networks import validate
+    from ufm.report.validation import validation_markdown
+    from ufm.report.text import json_text
+
+    for run in args.runs:
+        if not (Path(run) / "config.json").is_file():
+            raise UsageError(f"{run} is not a run folder (no config.json); pass folders written by ufm train or "
+                             "ufm experiment (OUT/runs/*).")
+    try:
+        result = validate(args.runs)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(json_text(result) if args.json else validation_markdown(result), end="\n" if args.json else "")
+    return 0
+
+
+def add_parser(commands: Commands) -> None:
+    commands.add("train", "train a network under CE or LS, recording NC metrics and calibration (resumable; "
+                          "torchrun for several GPUs)", _train_flags, train_command)
+    commands.add("experiment", "run a bundled (or TOML) experiment: CE vs LS runs, figures, UFM checks",
+                 _experiment_flags, experiment_command)
+    commands.add("validate", "confront the UFM's predictions with trained runs", _validate_flags, validate_command)

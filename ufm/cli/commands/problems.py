@@ -1,0 +1,248 @@
+"""Commands on one UFM problem or a grid of them: ``closed-form``, ``solve``, ``verify``,
+``conditioning`` and ``convergence``.
+
+Their flags come from ``ufm.problem.CONSTRAINTS`` (the problem), ``solve.constraints`` (the
+solver) and the constraints of ``verify``, ``conditioning`` and ``convergence``.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+from ufm._core.validation import ALPHA, ListOf
+from ufm.cli.parser import COUNT, SEED, Commands, Parser, add_flag, device_of, dtype_of
+
+__all__ = ["add_parser", "problem_flags", "problem_of"]
+
+_PROBLEM_FLAGS = (  # (names, UFMProblem parameter, default, help)
+    (("-K", "--num-classes"), "num_classes", 10, "number of classes K >= 2 (default 10)"),
+    (("-n", "--per-class"), "per_class", 10, "samples per class n >= 1 (default 10)"),
+    (("-d", "--dim"), "dim", None, "feature dimension d >= 1 (default K)"),
+    (("--lambda-w",), "lambda_w", 5e-3, "weight decay on W, > 0 (default 5e-3)"),
+    (("--lambda-h",), "lambda_h", 5e-3, "weight decay on H, > 0 (default 5e-3)"),
+    (("--lambda-b",), "lambda_b", 0.0, "weight decay on b, >= 0 (default 0)"),
+    (("--alpha",), "alpha", 0.0, "label smoothing in [0, 1); 0 is CE (default 0)"),
+)
+_ALPHAS = ListOf(ALPHA)  # what ufm._core.validation.check_alphas enforces
+_DEVICE_HELP = "cpu, cuda, ... (default: cuda if available)"
+
+
+def problem_flags(p: Parser) -> None:
+    """The flags of a UFMProblem (README, Conventions)."""
+    from ufm.problem import CONSTRAINTS
+
+    g = p.add_argument_group("problem (README, Conventions)")
+    for names, param, default, help_ in _PROBLEM_FLAGS:
+        add_flag(p, *names, param=param, constraint=CONSTRAINTS[param], group=g, default=default, help=help_)
+
+
+def problem_of(args):
+    """The UFMProblem of the problem flags (d defaults to K)."""
+    from ufm.problem import UFMProblem
+
+    return UFMProblem.from_config(vars(args), dim=args.num_classes if args.dim is None else args.dim)
+
+
+def _solver_flags(p: Parser, tol: float) -> None:
+    from ufm.numerics.solve import solve
+
+    c = solve.constraints
+    g = p.add_argument_group("solver")
+    add_flag(p, "--method", param="method", constraint=c["method"], group=g, default="lbfgs", help="default lbfgs")
+    for flag, param, default, help_ in (
+            ("--tol", "tol", tol, f"gradient-norm tolerance (default {tol:g})"),
+            ("--max-steps", "max_steps", None, "step cap (default 5000 lbfgs, 100000 gd/momentum)"),
+            ("--lr", "lr", None, "step size of gd/momentum (default 0.5)"),
+            ("--momentum", "momentum", None, "heavy-ball coefficient (default 0.9)"),
+            ("--history", "history", None, "L-BFGS memory (default 10)"),
+            ("--patience", "patience", None, "stop as stalled after this many steps without a new best gradient "
+                                             "norm (default 100 lbfgs, 5000 gd/momentum)"),
+            ("--init-scale", "init_scale", 1.0, "initial entries ~ N(0, s^2/d) (default 1)")):
+        add_flag(p, flag, param=param, constraint=c[param], group=g, default=default, help=help_)
+    add_flag(p, "--device", param="device", group=g, default=None,
+             help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    g.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="default float64")
+
+
+# -- closed-form ------------------------------------------------------------------------------
+
+def _closed_form_flags(p: Parser) -> None:
+    problem_flags(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--latex", action="store_true", help="also print the LaTeX of each closed form")
+
+
+def closed_form_command(args) -> int:
+    from ufm.report.text import closed_form_lines, json_text
+    from ufm.theory._generated import minimizer as generated
+    from ufm.theory.closed_form import closed_form
+
+    cf = closed_form(problem_of(args))
+    latex = generated.LATEX if args.latex else None
+    if args.json:
+        d = cf.to_dict()
+        if latex:
+            d["latex"] = latex
+        print(json_text(d))
+    else:
+        print("\n".join(closed_form_lines(cf, latex)))
+    return 0
+
+
+# -- solve -------------------------------------------------------------------------------------
+
+def _solve_flags(p: Parser) -> None:
+    problem_flags(p)
+    _solver_flags(p, tol=1e-10)
+    add_flag(p, "--seed", param="seed", constraint=SEED, default=0, help="seed of the random initial point (default 0)")
+    p.add_argument("--nc1-variant", choices=["normalized", "unnormalized"], default="normalized",
+                   help="NC1 with 1/K (normalized, default) or without")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def solve_command(args) -> int:
+    from ufm.analysis.verify import solve_and_compare
+    from ufm.report.text import json_text, solve_lines
+
+    out = solve_and_compare(problem_of(args), seed=args.seed, nc1_variant=args.nc1_variant, method=args.method,
+                            tol=args.tol, max_steps=args.max_steps, lr=args.lr, momentum=args.momentum,
+                            history=args.history, init_scale=args.init_scale, patience=args.patience,
+                            dtype=dtype_of(args.dtype), device=device_of(args.device))
+    print(json_text(out) if args.json else "\n".join(solve_lines(out, args.nc1_variant)))
+    return 0
+
+
+# -- verify ------------------------------------------------------------------------------------
+
+def _verify_flags(p: Parser) -> None:
+    from ufm.analysis.verify import verify
+    from ufm.numerics.solve import solve
+    from ufm.problem import CONSTRAINTS
+
+    c = verify.constraints
+    add_flag(p, "--tol", param="tol", constraint=c["tol"], default=1e-6, help="maximum relative error (default 1e-6)")
+    add_flag(p, "--per-class", param="per_class", constraint=CONSTRAINTS["per_class"], default=10,
+             help="samples per class n (default 10)")
+    add_flag(p, "--seeds", param="seeds", constraint=COUNT, default=2,
+             help="number of seeds per configuration (default 2)")
+    add_flag(p, "--classes", param="classes", constraint=ListOf(CONSTRAINTS["num_classes"]), default="3,5,10",
+             help="comma-separated K values of the grid (default 3,5,10)")
+    add_flag(p, "--method", param="method", constraint=solve.constraints["method"], default="lbfgs",
+             help="default lbfgs")
+    add_flag(p, "--solver-tol", param="solver_tol", constraint=c["solver_tol"], default=1e-11,
+             help="gradient-norm tolerance (default 1e-11)")
+    add_flag(p, "--max-steps", param="max_steps", constraint=solve.constraints["max_steps"], default=None,
+             help="step cap")
+    add_flag(p, "--device", param="device", default=None, help=_DEVICE_HELP)
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="default float64")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def verify_command(args) -> int:
+    """Exit code 1 when a point disagrees with the closed form."""
+    from ufm.analysis.verify import default_grid, summarize_rows, verify
+    from ufm.report.text import json_text, verify_lines
+
+    grid = default_grid(args.per_class, range(args.seeds), args.classes)
+    t0 = time.perf_counter()
+    rows = verify(grid, tol=args.tol, method=args.method, solver_tol=args.solver_tol, max_steps=args.max_steps,
+                  dtype=dtype_of(args.dtype), device=device_of(args.device),
+                  progress=sys.stderr.isatty() and not args.json)
+    seconds = time.perf_counter() - t0
+    summary = summarize_rows(rows)
+    if args.json:
+        print(json_text({"tol": args.tol, "passed": summary["passed"], "total": summary["total"],
+                         "seconds": seconds, "rows": rows}))
+    else:
+        print("\n".join(verify_lines(rows, summary, args.tol, seconds)))
+    return 0 if summary["passed"] == summary["total"] else 1
+
+
+# -- conditioning ------------------------------------------------------------------------------
+
+def _conditioning_flags(p: Parser) -> None:
+    from ufm.analysis.conditioning import conditioning
+
+    c = conditioning.constraints
+    names = c["definitions"].item.names
+    problem_flags(p)
+    add_flag(p, "--alphas", param="alphas", constraint=_ALPHAS, default=None,
+             help="comma-separated smoothing factors in [0, 1) (default: --alpha)")
+    add_flag(p, "--definitions", param="definitions", constraint=c["definitions"], default=",".join(names),
+             help=f"comma-separated operators among {', '.join(names)} (default all)")
+    p.add_argument("--numeric", action="store_true",
+                   help="also compute the spectra at a numerically found minimizer (L-BFGS, dense eigvalsh)")
+    add_flag(p, "--seed", param="seed", constraint=SEED, default=0, help="seed of the numerical solve (default 0)")
+    add_flag(p, "--solver-tol", param="solver_tol", constraint=c["solver_tol"], default=1e-12,
+             help="gradient-norm tolerance of the numerical solve (default 1e-12)")
+    add_flag(p, "--null-rtol", param="null_rtol", constraint=c["null_rtol"], default=1e-7,
+             help="numeric null space: |eigenvalue| <= null-rtol * max|eigenvalue| (default 1e-7)")
+    # in GiB, the API's max_bytes in bytes: the same range (0, inf)
+    add_flag(p, "--max-gib", param="max_gib", constraint=c["max_bytes"], default=4.0,
+             help="memory for a dense Hessian in GiB, estimated peak (3 times the matrix); larger ones fall "
+                  "back to Lanczos (default 4)")
+    add_flag(p, "--device", param="device", default=None, help=_DEVICE_HELP)
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per (alpha, definition, source)")
+
+
+def conditioning_command(args) -> int:
+    from ufm.analysis.conditioning import conditioning, summarize
+    from ufm.report.text import conditioning_lines, json_text
+
+    problem = problem_of(args)
+    spectra = conditioning(problem, alphas=args.alphas, definitions=args.definitions, numeric=args.numeric,
+                           seed=args.seed, solver_tol=args.solver_tol, null_rtol=args.null_rtol,
+                           max_bytes=int(args.max_gib * 2**30), device=device_of(args.device))
+    if args.json:
+        print(json_text([s.to_dict() for s in spectra]))
+    else:
+        print("\n".join(conditioning_lines(problem.to_dict(), spectra, summarize(spectra))))
+    return 0
+
+
+# -- convergence -------------------------------------------------------------------------------
+
+def _convergence_flags(p: Parser) -> None:
+    from ufm.analysis.convergence import convergence
+
+    c = convergence.constraints
+    problem_flags(p)
+    add_flag(p, "--alphas", param="alphas", constraint=_ALPHAS, default="0,0.1",
+             help="comma-separated smoothing factors in [0, 1) (default 0,0.1)")
+    add_flag(p, "--seeds", param="seeds", constraint=COUNT, default=3,
+             help="number of random starts per alpha (default 3)")
+    add_flag(p, "--eps", param="eps", constraint=c["eps"], default="1e-3,1e-6,1e-9",
+             help="comma-separated tolerances (default 1e-3,1e-6,1e-9)")
+    add_flag(p, "--rules", param="rules", constraint=c["rules"], default="local,common",
+             help="step-size rules: local, common (default both)")
+    for flag, param, default, help_ in (
+            ("--max-steps", "max_steps", 50_000, "step cap (default 50000)"),
+            ("--record-every", "record_every", 10, "record every so many steps (default 10)"),
+            ("--init-scale", "init_scale", 1.0, "initial entries ~ N(0, s^2/d) (default 1)")):
+        add_flag(p, flag, param=param, constraint=c[param], default=default, help=help_)
+    add_flag(p, "--device", param="device", default=None, help=_DEVICE_HELP)
+    p.add_argument("--json", action="store_true", help="print JSON (rows, predictions, trajectories)")
+
+
+def convergence_command(args) -> int:
+    from ufm.analysis.convergence import convergence
+    from ufm.report.text import convergence_lines, json_text
+
+    out = convergence(problem_of(args), alphas=args.alphas, seeds=range(args.seeds), eps=args.eps, rules=args.rules,
+                      max_steps=args.max_steps, record_every=args.record_every, init_scale=args.init_scale,
+                      device=device_of(args.device))
+    print(json_text(out) if args.json else "\n".join(convergence_lines(out)))
+    return 0
+
+
+def add_parser(commands: Commands) -> None:
+    for name, help_, flags, command in (
+            ("closed-form", "print the closed-form global minimizer", _closed_form_flags, closed_form_command),
+            ("solve", "solve the UFM numerically and compare with the closed form", _solve_flags, solve_command),
+            ("verify", "solve a grid of problems and check them against the closed form", _verify_flags,
+             verify_command),
+            ("conditioning", "Hessian spectra and condition numbers at the minimizer, CE vs LS", _conditioning_flags,
+             conditioning_command),
+            ("convergence", "gradient descent from random starts, CE vs LS: steps and rates", _convergence_flags,
+             convergence_command)):
+        commands.add(name, help_, flags, command)

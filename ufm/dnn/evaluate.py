@@ -1,0 +1,132 @@
+"""Measuring a network on its data splits: the records of one epoch (everything but ``epoch``, ``split``, ``lr``).
+
+Measured in eval mode on the whole split, every key of a record is defined once elsewhere:
+``nc1``, ``nc2_h``, ``nc2_w`` (and their equinorm / equiangular parts), ``nc3``, ``nc4`` from the
+streaming accumulator :class:`~ufm.metrics.accumulators.TwoPassNC` (conventions of
+``ufm.metrics.nc``); ``logit_gap``, ``p_true``, ``p_off`` from
+:func:`~ufm.metrics.logits.logit_statistics`; ``nll``, ``ece``, ``adaptive_ece`` and, at the
+temperature fitted on the val split, ``temperature``, ``ece_ts``, ``adaptive_ece_ts``,
+``nll_ts`` from :func:`~ufm.metrics.calibration.calibration_summary`; for the test split also
+``reliability`` and ``reliability_ts`` (per equal-width bin: count, mean confidence, accuracy;
+:func:`~ufm.metrics.calibration.reliability_bins`). Here: ``n``, ``loss`` (the training loss,
+CE against the smoothed targets, without penalties), ``error``, ``w_norm`` = mean_k ||w_k||,
+``h_norm`` = mean_k ||mu_k - mu_G||, ``b_norm`` = ||b||.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Optional
+
+import torch
+
+from ufm.losses import get_loss
+from ufm.metrics.accumulators import TwoPassNC
+from ufm.metrics.calibration import TemperatureAtBoundWarning, calibration_summary, fit_temperature, reliability_bins
+from ufm.metrics.logits import logit_statistics
+from ufm.dnn.config import TrainConfig
+from ufm.dnn.distributed import Distributed
+
+__all__ = ["evaluate", "evaluate_splits", "TrainingDivergedError"]
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss, the weights, or the features or logits became NaN or infinite; the last
+    good checkpoint is kept (the training loop's message names the epoch and that checkpoint)."""
+
+
+@torch.no_grad()
+def evaluate(model, x: torch.Tensor, y: torch.Tensor, num_classes: int, alpha: float, *,
+             batch_size: int = 1024, dist: Optional[Distributed] = None, loss: str = "label_smoothing") -> tuple:
+    """NC and logit statistics of one split, in eval mode; returns (record, logits, labels).
+
+    Streams the split once through the network: the features feed the first pass of a
+    :class:`~ufm.metrics.accumulators.TwoPassNC` (class means) and are kept for its second pass
+    (NC1's within-class terms on the span of the class means, and NC4); the logits are kept
+    (float64) for the loss, error, logit statistics and calibration. Under ``dist`` each process
+    takes a contiguous shard, the accumulator's sums are all-reduced and the logits are gathered.
+    ``record`` holds every key but the calibration ones.
+
+    Raises:
+        TrainingDivergedError: a feature or logit is NaN or infinite (on every process together).
+    """
+    core = model.module if hasattr(model, "module") else model
+    was_training = core.training
+    core.eval()
+    dist = dist if dist is not None and dist.active else None
+    if dist is not None:  # rank 0's buffers (BatchNorm statistics), as DDP's forward would
+        for buf in core.buffers():
+            dist.dist.broadcast(buf, 0)
+    N = x.shape[0]
+    rank, world = (dist.rank, dist.world) if dist is not None else (0, 1)
+    chunk = -(-N // world)
+    lo, hi = min(N, rank * chunk), min(N, (rank + 1) * chunk)
+    W, b = core.classifier.weight.detach(), core.classifier.bias.detach()  # (K, d), (K,)
+    acc = TwoPassNC(num_classes, core.feature_dim, W, b, device=x.device)
+    feats, logits = [], []
+    for start in range(lo, hi, batch_size):
+        xb, yb = x[start:min(hi, start + batch_size)], y[start:min(hi, start + batch_size)]
+        z, h = core(xb, return_features=True)  # (B, K), (B, d); not through DDP: no collective per batch
+        acc.update_means(h, yb)
+        feats.append((h, yb))
+        logits.append(z.to(torch.float64))
+    reduce = dist.all_reduce if dist is not None else None
+    finite = torch.tensor([float(all(bool(torch.isfinite(h).all()) for h, _ in feats)
+                                 and all(bool(torch.isfinite(z).all()) for z in logits))], device=x.device)
+    if reduce is not None:
+        reduce(finite)  # every process raises together
+    if int(finite) != world:
+        raise TrainingDivergedError("the network's features or logits became non-finite")
+    st = acc.finish_means(reduce)
+    for h, yb in feats:  # the second pass runs over the stored features, not the network
+        acc.update_span(h, yb)
+    record = acc.measures(reduce)
+    Z = torch.cat(logits) if logits else x.new_zeros((0, num_classes), dtype=torch.float64)  # (n_r, K)
+    Z, labels = (dist.gather(Z), dist.gather(y[lo:hi])) if dist is not None else (Z, y[lo:hi])  # (N, K), (N,)
+    Z, labels = Z.cpu(), labels.cpu()
+    record["loss"] = float(get_loss(loss)(Z, labels, alpha))
+    record["error"] = float((Z.argmax(1) != labels).double().mean())
+    record.update(logit_statistics(Z, labels))
+    record["w_norm"] = float(torch.linalg.vector_norm(W.to(torch.float64), dim=1).mean())
+    record["h_norm"] = float(torch.linalg.vector_norm(st.means - st.global_mean, dim=1).mean())
+    record["b_norm"] = float(torch.linalg.vector_norm(b.to(torch.float64)))
+    record["n"] = int(labels.shape[0])
+    core.train(was_training)
+    return record, Z, labels
+
+
+def evaluate_splits(model, splits: dict, num_classes: int, config: TrainConfig,
+                    dist: Optional[Distributed] = None) -> dict:
+    """``{split: record}`` for the splits of ``splits`` (``{name: (x, y)}``, in the order val,
+    train, test: the temperature is fitted on val first), with the calibration fields.
+
+    The temperature fitted on the val split (None without one) scales every split; a fit that
+    ends at a bound of its search (e.g. at initialization) is recorded as it is, without a warning.
+    """
+    results, temperature = {}, None
+    for split in ("val", "train", "test"):
+        if split not in splits:
+            continue
+        rec, Z, y = evaluate(model, *splits[split], num_classes, config.alpha, batch_size=config.eval_batch_size,
+                             dist=dist, loss=config.loss)
+        if split == "val":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", TemperatureAtBoundWarning)
+                temperature = fit_temperature(Z, y)
+        rec.update(_calibration(Z, y, config.n_bins, temperature))
+        if split == "test":  # reliability diagrams are drawn from these raw bins
+            rec["reliability"] = _bins(Z, y, config.n_bins, 1.0)
+            rec["reliability_ts"] = _bins(Z, y, config.n_bins, temperature) if temperature else None
+        results[split] = rec
+    return results
+
+
+def _calibration(Z: torch.Tensor, y: torch.Tensor, n_bins: int, temperature: Optional[float]) -> dict:
+    """``calibration_summary`` (nll, ECEs, and at ``temperature`` when there is one), every key present."""
+    out = {"temperature": None, "ece_ts": None, "adaptive_ece_ts": None, "nll_ts": None}
+    out.update(calibration_summary(Z, y, temperature=temperature, n_bins=n_bins))
+    return out
+
+
+def _bins(Z: torch.Tensor, y: torch.Tensor, n_bins: int, temperature: float) -> dict:
+    b = reliability_bins(Z, y, n_bins, temperature=temperature)
+    return {k: b[k] for k in ("count", "confidence", "accuracy")}

@@ -1,0 +1,333 @@
+"""The batched UFM solver: one iteration loop around the methods of :mod:`ufm.numerics.methods`.
+
+Many configurations with the same (K, d, n, loss) but different alpha, lambdas and seeds are
+solved as one tensor program: parameters are stacked along a leading batch dimension and
+every step is a handful of batched matmuls (:class:`~ufm.numerics.objective.UFMObjective`).
+Each configuration keeps its own L-BFGS history, line-search step and stopping test (gd and
+momentum share the one ``lr``), and is frozen once it converges or stalls, so a batched solve
+gives the result of solving each configuration alone, up to rounding: batched and single
+matrix products may differ in the last bit, so an L-BFGS configuration can stop an iteration
+earlier or later (benchmarks/README.md measures W differences of 2e-9 at tol 1e-10).
+
+:func:`iterate` is the one loop (stopping, stalls, divergence, records); :func:`solve` validates
+its arguments and runs it from seeded random starts. What is recorded along the way beyond the
+objective and the gradient norm is the caller's business: a ``recorder`` maps the current
+(W, H, b) to named (B,) tensors (``ufm.analysis.tracking`` passes the NC measures), so this
+module measures nothing itself.
+
+Dtype and device: float64 by default; CUDA when available, else CPU; both overridable.
+Initial points are drawn on the CPU from each configuration's seed and then moved, so
+they do not depend on the device or on the batch composition.
+"""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import torch
+
+from ufm._core.validation import (Interval, InvalidParameterError, Options, OrNone, check_param, validate_params,
+                                  warn_closed_form)
+from ufm.numerics.methods import METHODS, Method
+from ufm.numerics.objective import UFMObjective
+from ufm.problem import UFMProblem
+
+__all__ = ["solve", "iterate", "SolveResult", "IterateResult", "SolverDivergedError", "Recorder"]
+
+#: a recorder maps views W (B, K, d), H (B, d, N), b (B, K) of the current point to named (B,) tensors
+Recorder = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Dict[str, torch.Tensor]]
+#: an objective above this many times max(1, |f(x0)|) has diverged
+DIVERGENCE_FACTOR = 1e8
+
+
+class SolverDivergedError(RuntimeError):
+    """The objective or gradient became non-finite (or exploded) during a solve."""
+
+
+@dataclass
+class SolveResult:
+    """Output of :func:`solve` for a batch of B configurations.
+
+    Attributes:
+        problems: the B problems, in input order.
+        W (B, K, d), H (B, d, N), b (B, K): the solutions.
+        objective (B,), grad_norm (B,): at the solutions.
+        steps (B,): iterations taken by each configuration.
+        converged (B,): grad_norm < tol reached within max_steps.
+        status: per configuration, ``"converged"``, ``"max_steps"`` (step cap reached) or
+            ``"stalled"`` (no new best gradient norm for ``patience`` steps: the tolerance is
+            below what the dtype resolves).
+        trajectory: ``None``, or a dict of ``step (T,)``, ``objective`` and ``grad_norm`` (each
+            ``(T, B)``) and whatever the recorder adds (``ufm.solve`` adds ``nc1``, ``nc2_h``,
+            ``nc3``), recorded every ``record_every`` steps and at the last step.
+        method, options, seeds: how it was solved.
+    """
+
+    problems: List[UFMProblem]
+    W: torch.Tensor
+    H: torch.Tensor
+    b: torch.Tensor
+    objective: torch.Tensor
+    grad_norm: torch.Tensor
+    steps: torch.Tensor
+    converged: torch.Tensor
+    status: List[str]
+    method: str
+    options: dict
+    seeds: List[int]
+    trajectory: Optional[Dict[str, torch.Tensor]] = None
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        p = self.problems[0]
+        return torch.arange(p.N, device=self.H.device) // p.n
+
+
+@dataclass
+class IterateResult:
+    """The state :func:`iterate` ends in: ``x (B, P)``, ``f (B,)``, ``grad_norm (B,)``, per
+    configuration ``steps`` taken, ``stalled`` and ``diverged_at`` (the step at which it
+    diverged, or None; only with ``on_divergence="freeze"``), and the last step of the loop."""
+
+    x: torch.Tensor
+    f: torch.Tensor
+    grad_norm: torch.Tensor
+    steps: torch.Tensor
+    stalled: torch.Tensor
+    diverged_at: List[Optional[int]] = field(default_factory=list)
+    step: int = 0
+
+
+@dataclass
+class _Progress:
+    """Per-configuration bookkeeping of the loop: best gradient norm, steps since, failures."""
+
+    best: torch.Tensor
+    since: torch.Tensor
+    failed_before: torch.Tensor
+    stalled: torch.Tensor
+
+    @classmethod
+    def start(cls, gnorm: torch.Tensor) -> "_Progress":
+        zeros = torch.zeros_like(gnorm, dtype=torch.bool)
+        return cls(gnorm.clone(), torch.zeros_like(gnorm, dtype=torch.int64), zeros, zeros.clone())
+
+    def stalls(self, gnorm, failed, active, tol, patience) -> torch.Tensor:
+        """The active configurations that stall now: no new best gradient norm for ``patience``
+        steps (the tolerance is below what the dtype resolves), or two failed steps in a row."""
+        improved = gnorm < self.best
+        self.best = torch.where(improved, gnorm, self.best)
+        self.since = torch.where(improved, torch.zeros_like(self.since), self.since + 1)
+        twice = failed & self.failed_before
+        self.failed_before = failed
+        stuck = twice if patience is None else (self.since >= patience) | twice
+        stalled = active & stuck & (gnorm >= tol)
+        self.stalled = self.stalled | stalled
+        return stalled
+
+
+def iterate(objective: UFMObjective, method: Method, x: torch.Tensor, *, tol: float, max_steps: int,
+            patience: Optional[int] = None, record_every: int = 0,
+            on_record: Optional[Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], bool]] = None,
+            on_divergence: str = "raise", describe: Callable[[int], str] = str) -> IterateResult:
+    """Run ``method`` on ``objective`` from ``x (B, P)``: the one loop of every solve.
+
+    A configuration stops when ||grad f|| < ``tol`` (``tol = 0``: never), when it stalls (no new
+    best gradient norm for ``patience`` steps, None: never; or two failed steps in a row), or at
+    ``max_steps``. ``on_record(step, x, f, grad_norm, diverged)`` is called at step 0, every
+    ``record_every`` steps (0: never) and at the last step; returning True ends the loop. A
+    configuration whose objective becomes non-finite or grows past DIVERGENCE_FACTOR times its
+    start raises :class:`SolverDivergedError` (``on_divergence="raise"``, naming the step and
+    ``describe(i)``) or is frozen at its last finite point and reported in ``diverged_at``
+    (``"freeze"``).
+    """
+    f, g = objective.value_and_grad(x)
+    f0 = f.abs().clamp(min=1.0)
+    method.init(x, f, g)
+    gnorm = torch.linalg.vector_norm(g, dim=1)
+    steps = torch.zeros(objective.B, dtype=torch.int64, device=objective.device)
+    active = gnorm >= tol
+    diverged = torch.zeros_like(active)
+    diverged_at: List[Optional[int]] = [None] * objective.B
+    progress = _Progress.start(gnorm)
+    step, recorded = 0, None
+    if on_record is not None:
+        recorded = 0
+        if on_record(0, x, f, gnorm, diverged):
+            return IterateResult(x, f, gnorm, steps, progress.stalled, diverged_at, 0)
+    while step < max_steps and bool(active.any()):
+        x_new, f_new, g_new, failed = method.step(x, f, g, active)
+        step += 1
+        gnorm_new = torch.linalg.vector_norm(g_new, dim=1)  # non-finite if any entry is
+        bad = active & (~torch.isfinite(f_new) | ~torch.isfinite(gnorm_new) | (f_new > DIVERGENCE_FACTOR * f0))
+        accept = active
+        if bool(bad.any()):
+            if on_divergence == "raise":
+                _raise_diverged(method, step, int(bad.nonzero()[0]), f_new, describe)
+            for i in bad.nonzero().flatten().tolist():
+                diverged_at[i] = step
+            diverged, accept = diverged | bad, active & ~bad
+        if bool(accept.all()):
+            x, f, g, gnorm = x_new, f_new, g_new, gnorm_new
+        else:  # frozen configurations keep their values
+            a = accept[:, None]
+            x, f, g = torch.where(a, x_new, x), torch.where(accept, f_new, f), torch.where(a, g_new, g)
+            gnorm = torch.where(accept, gnorm_new, gnorm)
+        steps = steps + accept.to(torch.int64)
+        active = accept & ~progress.stalls(gnorm, failed, accept, tol, patience) & (gnorm >= tol)
+        if on_record is not None and record_every and step % record_every == 0:
+            recorded = step
+            if on_record(step, x, f, gnorm, diverged):
+                break
+    if on_record is not None and recorded != step:
+        on_record(step, x, f, gnorm, diverged)
+    return IterateResult(x, f, gnorm, steps, progress.stalled, diverged_at, step)
+
+
+def _raise_diverged(method: Method, step: int, i: int, f_new: torch.Tensor, describe) -> None:
+    lr = method.options.get("lr")
+    hint = (f"try a smaller learning rate (lr={lr} now, e.g. lr={lr / 4:g})" if lr is not None
+            else "try a smaller init_scale or method='gd' with a small lr")
+    raise SolverDivergedError(f"{method.name} diverged at step {step} for configuration {i} ({describe(i)}): "
+                              f"objective = {float(f_new[i])}; {hint}.")
+
+
+def _describe(p: UFMProblem) -> str:
+    return (f"K={p.K}, d={p.d}, n={p.n}, alpha={p.alpha}, lambda_w={p.lambda_w}, "
+            f"lambda_h={p.lambda_h}, lambda_b={p.lambda_b}")
+
+
+def _check_problems(problems) -> List[UFMProblem]:
+    problems = [problems] if isinstance(problems, UFMProblem) else list(problems)
+    if not problems:
+        raise InvalidParameterError("The 'problems' parameter of solve must be a non-empty sequence. Got [] instead.",
+                                    param="problems", value=[], expected="a non-empty sequence of UFMProblem")
+    for p in problems:
+        if not isinstance(p, UFMProblem):
+            raise InvalidParameterError(f"The 'problems' parameter of solve must hold UFMProblem objects. "
+                                        f"Got {type(p).__name__} instead.", param="problems")
+    shapes = {p.shape for p in problems}
+    if len(shapes) > 1:
+        raise InvalidParameterError(f"The 'problems' parameter of solve must share (K, d, n, loss) to be "
+                                    f"solved as one batch. Got {sorted(shapes)} instead; group them first.",
+                                    param="problems")
+    return problems
+
+
+def _method_options(method: str, **given) -> dict:
+    """The options given for ``method`` (None: its default); an option of another method is refused."""
+    cls = METHODS[method]
+    for name, value in given.items():
+        if value is not None and name not in cls.defaults:
+            methods = [m for m, c in METHODS.items() if name in c.defaults]
+            raise InvalidParameterError(
+                f"The {name!r} parameter of solve applies to method {' or '.join(map(repr, methods))} only. "
+                f"Got {name}={value!r} with method={method!r} instead.", param=name, value=value,
+                expected=f"used with method {' or '.join(methods)}")
+    kinds = {"lr": float, "momentum": float, "history": int}
+    return {name: kinds[name](value) for name, value in given.items() if value is not None}
+
+
+def _seeds(seeds, count: int) -> List[int]:
+    out = [int(seeds)] * count if isinstance(seeds, numbers.Integral) else [int(s) for s in seeds]
+    if len(out) != count:
+        raise InvalidParameterError(f"The 'seeds' parameter of solve must be an int or hold one seed per problem "
+                                    f"({count}). Got {len(out)} seeds instead.", param="seeds", value=seeds)
+    return out
+
+
+_POSITIVE = Interval("float", 0, None, "neither")
+
+
+@validate_params({
+    "method": Options(tuple(METHODS)),
+    "tol": _POSITIVE,
+    "max_steps": OrNone(Interval("int", 0, None, "left")),
+    "lr": OrNone(_POSITIVE),
+    "momentum": OrNone(Interval("float", 0, 1, "left")),
+    "history": OrNone(Interval("int", 1, None, "left")),
+    "init_scale": _POSITIVE,
+    "record_every": Interval("int", 0, None, "left"),
+    "patience": OrNone(Interval("int", 1, None, "left")),
+})
+def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "lbfgs",
+          seeds: Union[int, Sequence[int]] = 0, tol: float = 1e-10, max_steps: Optional[int] = None,
+          lr: Optional[float] = None, momentum: Optional[float] = None, history: Optional[int] = None,
+          init_scale: float = 1.0, dtype: torch.dtype = torch.float64, device=None,
+          record_every: int = 0, initial_point: Optional[torch.Tensor] = None,
+          patience: Optional[int] = None, recorder: Optional[Recorder] = None) -> SolveResult:
+    """Solve a batch of UFM problems from random initial points.
+
+    Args:
+        problems: one UFMProblem or a sequence sharing (K, d, n, loss).
+        method: ``"gd"`` (gradient descent), ``"momentum"`` (heavy ball) or ``"lbfgs"``.
+        seeds: one seed for all configurations, or one per configuration (``seeds[i]`` starts
+            ``problems[i]``).
+        tol: stop a configuration when ||grad f||_2 < tol (over all of W, H, b).
+        max_steps: step cap (default 100000 for gd/momentum, 5000 for lbfgs).
+        lr: step size of gd/momentum (default 0.5); momentum: mu (default 0.9);
+            history: L-BFGS memory (default 10).
+        init_scale: entries of the initial W, H, b ~ N(0, init_scale^2 / d).
+        dtype, device: default float64 and CUDA when available, else CPU.
+        record_every: if > 0, record the objective, the gradient norm and what ``recorder``
+            returns every so many steps (and at the last step).
+        initial_point: optional flat start ``(B, P)`` instead of the seeded draw.
+        patience: stop a configuration as ``"stalled"`` after this many steps without a new
+            best gradient norm (default 100 for lbfgs, 5000 for gd/momentum).
+        recorder: maps (W, H, b) to named (B,) tensors recorded beside the objective.
+
+    Returns:
+        SolveResult with tensors in ``dtype`` on ``device``.
+
+    Raises:
+        InvalidParameterError: bad arguments (named, with the valid range).
+        SolverDivergedError: the objective became non-finite; names the step and
+            configuration and suggests a smaller learning rate.
+    """
+    problems = _check_problems(problems)
+    cls = METHODS[method]
+    max_steps = cls.max_steps if max_steps is None else max_steps
+    patience = cls.patience if patience is None else patience
+    if dtype not in (torch.float32, torch.float64):
+        raise InvalidParameterError(f"The 'dtype' parameter of solve must be torch.float32 or torch.float64. "
+                                    f"Got {dtype} instead.", param="dtype", value=dtype)
+    options = _method_options(method, lr=lr, momentum=momentum, history=history)
+    seeds = _seeds(seeds, len(problems))
+    if not problems[0].closed_form_applies:
+        warn_closed_form(problems[0].K, problems[0].d, "solve")
+    obj = UFMObjective(problems, dtype=dtype, device=device)
+    x = obj.initial_point(seeds, init_scale) if initial_point is None else \
+        initial_point.to(dtype=dtype, device=obj.device).clone()
+    if tuple(x.shape) != (obj.B, obj.num_params):
+        raise InvalidParameterError(f"The 'initial_point' parameter of solve must have shape "
+                                    f"({obj.B}, {obj.num_params}). Got {tuple(x.shape)} instead.",
+                                    param="initial_point")
+    solver = cls(obj, **options)
+    traj: Optional[Dict[str, list]] = {"step": []} if record_every else None
+
+    def record(step, x, f, gnorm, diverged):
+        W, H, b = obj.unpack(x)
+        for key, value in {"objective": f.clone(), "grad_norm": gnorm.clone(),
+                           **(recorder(W, H, b) if recorder is not None else {})}.items():
+            traj.setdefault(key, []).append(value)
+        traj["step"].append(step)
+        return False
+
+    end = iterate(obj, solver, x, tol=tol, max_steps=max_steps, patience=patience, record_every=record_every,
+                  on_record=record if traj is not None else None, describe=lambda i: _describe(problems[i]))
+    W, H, b = obj.unpack(end.x)
+    if traj is not None:
+        traj = {"step": torch.tensor(traj["step"]), **{k: torch.stack(v) for k, v in traj.items() if k != "step"}}
+    converged = end.grad_norm < tol
+    status = ["converged" if c else ("stalled" if st else "max_steps")
+              for c, st in zip(converged.tolist(), end.stalled.tolist())]
+    return SolveResult(problems=problems, W=W.clone(), H=H.clone(), b=b.clone(), objective=end.f,
+                       grad_norm=end.grad_norm, steps=end.steps, converged=converged, status=status, method=method,
+                       options={**solver.options, "tol": tol, "max_steps": max_steps, "patience": patience,
+                                "init_scale": init_scale,
+                                "dtype": str(dtype).replace("torch.", ""), "device": str(obj.device)},
+                       seeds=seeds, trajectory=traj)

@@ -1,0 +1,189 @@
+"""Plain-text renderings of what the API returns: the tables and lines the command line prints.
+
+Each function takes a result (a closed form, ``solve_and_compare``'s dict, verify rows and their
+summary, spectra and their verdicts, ``convergence``'s dict, a training summary, ...) and
+returns lines (or one line); the command prints them. Nothing here computes a verdict: the
+verdicts and counts come from ``ufm.analysis``; these functions only lay them out.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable, List, Mapping, Optional, Sequence
+
+from ufm._core.io import to_jsonable
+
+__all__ = ["json_text", "problem_text", "closed_form_lines", "solve_lines", "verify_lines", "conditioning_lines",
+           "convergence_lines", "train_lines", "experiment_list_lines", "experiment_done_line", "sweep_status_line",
+           "sweep_done_line"]
+
+
+def json_text(obj) -> str:
+    """``obj`` as the indented JSON of ``--json`` (tensors and numpy values as lists, NaN as null)."""
+    return json.dumps(to_jsonable(obj), indent=1)
+
+
+def problem_text(p: Mapping) -> str:
+    """``K=.. n=.. d=.. lambda_W=.. lambda_H=.. lambda_b=..`` of a problem's ``to_dict()``."""
+    return (f"K={p['num_classes']} n={p['per_class']} d={p['dim']} lambda_W={p['lambda_w']:g} "
+            f"lambda_H={p['lambda_h']:g} lambda_b={p['lambda_b']:g}")
+
+
+# -- one problem -----------------------------------------------------------------------------
+
+_CLOSED_FORM_KEYS = ("logit_gap", "p_true", "p_off", "w_norm", "h_norm", "objective", "bias_norm")
+
+
+def closed_form_lines(cf, latex: Optional[Mapping[str, str]] = None) -> List[str]:
+    """The closed form ``cf`` (a ``ClosedForm``) of ``ufm closed-form``; ``latex``: the LaTeX of
+    each closed form, printed after the values."""
+    p = cf.problem
+    ce = ", cross-entropy" if p.alpha == 0 else ""
+    lines = [f"UFM closed form, loss {p.loss} (alpha = {p.alpha:g}{ce}): {problem_text(p.to_dict())}"]
+    lines += [f"  {k:<10} {getattr(cf, k):.12g}" for k in _CLOSED_FORM_KEYS]
+    rel = "<" if not cf.trivial else ">="
+    lines.append(f"  trivial    {'yes' if cf.trivial else 'no'} (s = sqrt(n lambda_W lambda_H) = "
+                 f"{cf.reg_strength:.6g} {rel} threshold (1 - alpha)/K = {cf.threshold:.6g})")
+    if not cf.applies:
+        lines.append("  note: d < K-1, so these are the ETF-ansatz values, not the minimizer")
+    if latex is not None:
+        lines.append("LaTeX (s = \\sqrt{n \\lambda_W \\lambda_H} expanded; nonzero branch):")
+        lines += [f"  {k} = {tex}" for k, tex in latex.items()]
+    return lines
+
+
+_SOLVE_KEYS = ("logit_gap", "p_true", "w_norm", "h_norm", "objective")
+_NC_KEYS = ("nc1", "nc2_h", "nc2_w", "nc3", "nc4")
+
+
+def solve_lines(out: Mapping, nc1_variant: str = "normalized") -> List[str]:
+    """``solve_and_compare``'s result: the solver's outcome, numeric against closed-form values,
+    and the NC metrics (``nc1_variant`` as measured)."""
+    m, solver = out["numeric"], out["solver"]
+    converged = "yes" if m["converged"] else "no (" + m["status"] + ")"
+    lines = [f"solved with {solver['method']} in {m['steps']} steps ({solver['seconds']:.2f} s): "
+             f"||grad f|| = {m['grad_norm']:.3g}, converged: {converged}"]
+    cf = out.get("closed_form")
+    lines.append(f"  {'quantity':<10} {'numeric':>16} {'closed form':>16} {'error':>10}")
+    for k in _SOLVE_KEYS:
+        ref = f"{cf[k]:16.10g}" if cf else f"{'n/a':>16}"
+        err = f"{out['errors'][k]:10.2e}" if cf else f"{'n/a':>10}"
+        lines.append(f"  {k:<10} {m[k]:16.10g} {ref} {err}")
+    if cf:
+        lines.append(f"  {'bias':<10} {m['bias_distance']:16.3g} {'(distance to the optimal set)':>27}")
+    if "orbit" in m:
+        lines.append(f"  distance to the minimizer orbit (relative): {m['orbit']:.3g}")
+    variant = "tr/K" if nc1_variant == "normalized" else "tr, no 1/K"
+    lines.append(f"  NC metrics ({variant}): " + ", ".join(f"{k}={m[k]:.3g}" for k in _NC_KEYS))
+    return lines
+
+
+# -- a grid of problems ----------------------------------------------------------------------
+
+def verify_lines(rows: Sequence[Mapping], summary: Mapping, tol: float, seconds: float) -> List[str]:
+    """``verify``'s rows, one line each, then how many agree (``summary``: ``summarize_rows``)."""
+    lines = [f"{'K':>3} {'d':>3} {'alpha':>5} {'lambda_w':>8} {'lambda_h':>8} {'lambda_b':>8} {'seed':>4} "
+             f"{'trivial':>7} {'steps':>5} {'max error':>9}  ok"]
+    for r in rows:
+        lines.append(f"{r['num_classes']:>3} {r['dim']:>3} {r['alpha']:>5g} {r['lambda_w']:>8g} {r['lambda_h']:>8g} "
+                     f"{r['lambda_b']:>8g} {r['seed']:>4} {'yes' if r['trivial'] else 'no':>7} {r['num_steps']:>5} "
+                     f"{r['max_error']:>9.2e}  {'ok' if r['ok'] else 'FAIL'}")
+    lines.append(f"{summary['passed']}/{summary['total']} points agree with the closed form to {tol:g} "
+                 f"({seconds:.1f} s)")
+    return lines
+
+
+def _spectrum_cells(s) -> tuple:
+    """(kappa, null, min nonzero, max, count) of a spectrum row; a partial (Lanczos) spectrum
+    has only its top."""
+    if not s.complete:
+        return "partial", "-", "-", s.largest, "-"
+    return f"{s.condition_number:.6g}", str(s.null_dim), f"{s.smallest_nonzero:.6g}", s.largest, str(len(s.eigenvalues))
+
+
+def _verdict_lines(summary: Mapping[str, Mapping]) -> List[str]:
+    """The verdict of each definition (``ufm.analysis.conditioning.summarize``); none without a CE
+    baseline."""
+    if all(v["verdict"] == "no CE baseline" for v in summary.values()):
+        return []
+    lines = ["Label smoothing vs CE (symbolic condition numbers):"]
+    for dfn, v in summary.items():
+        ls = ", ".join(f"kappa(alpha={a:g}) = {k:.6g}" for a, k in v["kappa_ls"].items())
+        lines.append(f"  {dfn + ':':<17} {v['verdict']}: kappa(CE) = {v['kappa_ce']:.6g}; " + ls)
+    return lines
+
+
+def conditioning_lines(problem: Mapping, spectra: Iterable, summary: Mapping[str, Mapping]) -> List[str]:
+    """The spectra of ``conditioning`` (one row per alpha, definition and source) and the
+    verdicts of ``summarize``; ``problem``: the problem's ``to_dict()``."""
+    lines = [f"Hessian spectra at the minimizer: {problem_text(problem)} (README, Conditioning)",
+             f"  {'alpha':>6} {'definition':<10} {'source':<8} {'kappa':>12} {'null':>5} {'min nonzero':>12} "
+             f"{'max':>12} {'distinct':>8}"]
+    for s in spectra:
+        kappa, null, low, top, count = _spectrum_cells(s)
+        lines.append(f"  {s.alpha:>6g} {s.definition:<10} {s.source:<8} {kappa:>12} {null:>5} {low:>12} "
+                     f"{top:>12.6g} {count:>8}")
+    return lines + _verdict_lines(summary)
+
+
+def convergence_lines(out: Mapping) -> List[str]:
+    """``convergence``'s predictions (rate predicted and measured per rule and alpha) and the mean
+    steps to each eps (``out["summary"]["steps"]``)."""
+    config = out["config"]
+    lines = [f"Gradient descent, {problem_text(config['problem'])}, {len(config['seeds'])} seeds "
+             "(README, Conditioning)",
+             f"  {'rule':<7} {'alpha':>6} {'lr':>9} {'kappa_full':>10} {'rate predicted':>14} {'rate measured':>13}"]
+    for r in out["predictions"]:
+        meas = "n/a" if r["rate_measured_mean"] is None else f"{r['rate_measured_mean']:.6f}"
+        lines.append(f"  {r['rule']:<7} {r['alpha']:>6g} {r['lr']:>9.4g} {r['kappa_full']:>10.4g} "
+                     f"{r['rate_predicted_full']:>14.6f} {meas:>13}")
+    lines.append("  mean steps over seeds to reach eps (None: not reached by every seed):")
+    steps = out["summary"]["steps"]
+    for rule in config["rules"]:
+        for a in config["alphas"]:
+            cells = [f"{s['quantity']}<{s['eps']:g}: {None if s['mean'] is None else round(s['mean'])}"
+                     for s in steps if s["rule"] == rule and s["alpha"] == a]
+            lines.append(f"  {rule:<7} alpha={a:g}: " + "; ".join(cells))
+    return lines
+
+
+def sweep_status_line(status: Mapping) -> str:
+    """``sweep_status``: points done, computations, errors, remaining."""
+    return (f"{status['done']}/{status['total']} points done ({', '.join(status['what'])}), {status['errors']} "
+            f"with errors, {status['remaining']} remaining")
+
+
+def sweep_done_line(summary: Mapping, out) -> str:
+    """``run_sweep``'s summary and where its table is."""
+    return (f"{summary['total']} points ({summary['computed']} computed now, {summary['errors']} with errors) "
+            f"in {summary['seconds']:.1f} s -> {Path(out) / 'results.csv'}")
+
+
+# -- networks ---------------------------------------------------------------------------------
+
+_TRAIN_KEYS = ("loss", "error", "nc1", "nc2_h", "nc3", "ece")
+
+
+def train_lines(summary: Mapping, out) -> List[str]:
+    """The last record of each split of a finished run and where the records are; none on the
+    ranks of a distributed run other than 0 (their summary has no ``final``)."""
+    if not summary["final"]:
+        return []
+    lines = []
+    for split in ("train", "val", "test"):
+        r = summary["final"].get(split)
+        if r:
+            v = {k: float("nan") if r.get(k) is None else r[k] for k in _TRAIN_KEYS}
+            lines.append(f"{split:>5}: epoch {r['epoch']}  loss {v['loss']:.4f}  error {v['error']:.4f}  "
+                         f"NC1 {v['nc1']:.4g}  NC2_h {v['nc2_h']:.3f}  NC3 {v['nc3']:.3f}  ECE {v['ece']:.4f}")
+    return lines + [f"records: {Path(out) / 'metrics.jsonl'}"]
+
+
+def experiment_list_lines(experiments: Iterable[tuple]) -> List[str]:
+    """(name, description) of each bundled experiment, one a line."""
+    return [f"{name:20s} {description}" for name, description in experiments]
+
+
+def experiment_done_line(result: Mapping, out) -> str:
+    """``run_experiment``'s result and where its report is."""
+    return f"{len(result['runs'])} runs in {result['seconds']:.1f} s -> {Path(out) / 'report.md'}"
