@@ -76,3 +76,22 @@ def reference_minimize(p: UFMProblem, seed: int = 0):
                                   options={"maxiter": 20000, "gtol": 1e-9, "ftol": 1e-16, "maxcor": 30})
     W, H, b = (torch.tensor(a) for a in split(res.x))
     return res.fun, W, H, b
+
+
+#: a tiny experiment (Gaussian data, an MLP, 4 epochs, CE and one alpha, 2 seeds): the runs the
+#: experiment, report and claims tests share
+TINY_EXPERIMENT = """
+name = "tiny"
+description = "gaussian, 2 alphas x 2 seeds"
+[base]
+dataset = "gaussian"
+dataset_options = { num_classes = 3, dim = 8, train_size_per_class = 40, test_size_per_class = 20 }
+model = "mlp"
+model_options = { width = 16, depth = 2 }
+epochs = 4
+batch_size = 16
+eval_every = 2
+[grid]
+alpha = [0.0, 0.1]
+seed = [0, 1]
+"""

@@ -39,6 +39,9 @@ _EXPORTS = {
     "summarize": "ufm.analysis.conditioning",
     "compare_sources": "ufm.analysis.conditioning",
     "convergence": "ufm.analysis.convergence",
+    "regime_map": "ufm.analysis.regimes",
+    "regime_of": "ufm.analysis.regimes",
+    "evaluate_claims": "ufm.analysis.claims",
 }
 
 __all__ = list(_EXPORTS)

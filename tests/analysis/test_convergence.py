@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ufm import InvalidParameterError, UFMProblem
-from ufm.analysis.convergence import convergence, fit_rate, predicted_rate
+from ufm.analysis.convergence import NC1_BAND, convergence, fit_rate, predicted_rate
 
 
 def test_fit_and_predicted_rates():
@@ -63,3 +63,39 @@ def test_convergence_stops_at_max_steps_between_records():
                       rules=["local"])
     assert out["rows"][0]["steps_recorded"] == 15
     assert out["trajectories"]["local"]["step"]["alpha=0, seed=0"] == [0, 10, 15]
+
+
+@pytest.mark.parametrize("K, n, d", [(3, 4, 3), (3, 4, 6), (4, 3, 8)])
+def test_nc1_rate_at_d_at_least_K_includes_the_product_mode(K, n, d):
+    """d = K and d = 2K, CE and LS: the measured NC1 rate is the prediction with the product mode
+    (derivations/convergence.md); for LS the in-span prediction alone is too fast by far more than
+    the band, so the product mode is what the agreement rests on."""
+    out = convergence(UFMProblem(K, n, d, 5e-3, 5e-3), alphas=[0.0, 0.1], seeds=[0], eps=[1e-9], rules=["local"])
+    for pred in out["predictions"]:
+        lr = pred["lr"]
+        product = (abs(1 - lr * 5e-3) * abs(1 - lr * 1e-2)) ** 2  # written from (C7): lambda_H, lambda_W + lambda_H
+        assert pred["rate_product_mode_nc1"] == pytest.approx(product, rel=1e-12)
+        assert pred["rate_predicted_nc1"] == max(pred["rate_in_span_nc1"], product)
+        rel = (pred["rate_measured_nc1_mean"] - pred["rate_predicted_nc1"]) / (1 - pred["rate_predicted_nc1"])
+        assert abs(rel) < NC1_BAND, pred
+        if pred["alpha"] > 0:
+            old = (pred["rate_measured_nc1_mean"] - pred["rate_in_span_nc1"]) / (1 - pred["rate_in_span_nc1"])
+            assert old > 10 * NC1_BAND, pred
+
+
+def test_no_product_mode_at_d_equal_K_minus_1():
+    out = convergence(UFMProblem(3, 4, 2, 5e-3, 5e-3), alphas=[0.1], seeds=[0], eps=[1e-6], rules=["local"])
+    pred = out["predictions"][0]
+    assert pred["rate_product_mode_nc1"] is None and pred["rate_predicted_nc1"] == pred["rate_in_span_nc1"]
+
+
+def test_fit_windows_stay_above_the_measured_floors():
+    out = convergence(UFMProblem(3, 4, 6, 5e-3, 5e-3), alphas=[0.1], seeds=[0], eps=[1e-9], rules=["local"])
+    row, traj = out["rows"][0], out["trajectories"]["local"]
+    assert 0 < row["grad_floor"] < 1e-14  # ||grad f|| at the exact minimizer in float64: rounding
+    key = traj["runs"][0]
+    steps, nc1, floor = (np.array(traj[k][key]) for k in ("step", "nc1", "nc1_floor"))
+    keep = (nc1 < 1e-4) & (nc1 > 100 * floor)  # the window, written out: fit_below and FLOOR_MARGIN
+    assert 3 <= keep.sum() < len(nc1)
+    slope = np.polyfit(steps[keep], np.log(nc1[keep]), 1)[0]
+    assert row["rate_measured_nc1"] == pytest.approx(math.exp(slope), rel=1e-12)

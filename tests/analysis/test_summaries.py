@@ -87,8 +87,9 @@ def test_verdicts_across_configurations():
                        "full": {"verdict": "lower with LS"}, "classifier": {"verdict": "undefined"}},
                  "10": {"logits": {"verdict": "lower with LS"}, "features": {"verdict": "higher with LS"},
                         "full": {"verdict": "higher with LS"}, "classifier": {"verdict": "lower with LS"}}}
-    assert verdicts_across(summaries) == {"support": ["logits"], "against": ["features"], "mixed": ["full"],
-                                          "unknown": ["classifier"]}
+    assert verdicts_across(summaries) == {"support": ["logits"], "against": ["features"], "equal": [],
+                                          "mixed": ["full"], "unknown": ["classifier"]}
+    assert verdicts_across({"2": {"logits": {"verdict": "equal"}}})["equal"] == ["logits"]
 
 
 def test_gd_trajectories_are_plain_records_that_summarize():

@@ -1,6 +1,7 @@
 """Dataset loaders: shapes, balance, determinism, the stratified split, standardization,
 file formats and the errors that say how to get the data."""
 import gzip
+import json
 import struct
 import subprocess
 import sys
@@ -54,6 +55,8 @@ def test_gaussian_shapes_balance_and_dtypes():
     assert d["sizes"] == {"train": 160, "val": 40, "test": 120} and d["input_shape"] == [6]
     assert d["num_classes"] == 4 and "seed=3" in d["source"] and d["config"]["dim"] == 6
     assert d["config"]["noise"] == 1.0  # defaults filled in
+    assert d["class_counts"] == {"train": [40] * 4, "val": [10] * 4, "test": [30] * 4}  # balanced
+    json.dumps(d)  # plain JSON types
 
 
 def test_gaussian_determinism():
@@ -152,6 +155,25 @@ def test_digits_sizes_and_stratified_splits():
     assert abs(ds.x_train.double().mean().item()) < 1e-6 and abs(ds.x_train.double().std(unbiased=False) - 1) < 1e-5
     # the test set does not move with the training seed
     assert torch.equal(load_dataset("digits", seed=4).y_test, ds.y_test)
+
+
+def test_class_counts_say_whether_the_training_set_is_balanced():
+    """digits is unbalanced (174-183 images per class); after the test and validation splits and a
+    balanced subsample, the counts are those of the labels of each split."""
+    from sklearn.datasets import load_digits
+
+    full = np.bincount(load_digits().target, minlength=10)
+    assert (full.min(), full.max()) == (174, 183)
+    ds = load_dataset("digits", val_fraction=0.1)
+    counts = ds.describe()["class_counts"]
+    for split in ("train", "val", "test"):
+        y = getattr(ds, f"y_{split}")
+        assert counts[split] == np.bincount(y.numpy(), minlength=10).tolist() and sum(counts[split]) == len(y)
+        assert all(type(c) is int for c in counts[split])
+    assert (np.array(counts["train"]) + counts["val"] + counts["test"]).tolist() == full.tolist()
+    assert len(set(counts["train"])) > 1  # unbalanced
+    sub = load_dataset("digits", val_fraction=0.25, train_per_class=100).describe()["class_counts"]
+    assert sub["train"] == [75] * 10 and sub["val"] == [25] * 10
 
 
 # --- fashion-mnist --------------------------------------------------------------------------------

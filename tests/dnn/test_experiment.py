@@ -2,6 +2,7 @@
 import json
 
 import pytest
+from problems import TINY_EXPERIMENT as TOML
 
 from ufm import InvalidParameterError
 from ufm.dnn.config import TrainConfig
@@ -11,21 +12,6 @@ from ufm.report.dnn_figures import FIGURES
 from ufm.report.experiment import render_experiment
 from ufm.report.validation import validation_markdown
 
-TOML = """
-name = "tiny"
-description = "gaussian, 2 alphas x 2 seeds"
-[base]
-dataset = "gaussian"
-dataset_options = { num_classes = 3, dim = 8, train_size_per_class = 40, test_size_per_class = 20 }
-model = "mlp"
-model_options = { width = 16, depth = 2 }
-epochs = 4
-batch_size = 16
-eval_every = 2
-[grid]
-alpha = [0.0, 0.1]
-seed = [0, 1]
-"""
 
 
 def test_bundled_experiments_are_valid_and_sized_as_documented():
@@ -34,6 +20,7 @@ def test_bundled_experiments_are_valid_and_sized_as_documented():
     for name in ("mnist1d-mlp", "fashion-mnist-mlp"):
         runs = load_experiment(name).runs()
         assert sorted({c.alpha for _, c in runs}) == [0.0, 0.05, 0.1, 0.2] and len({c.seed for _, c in runs}) >= 2
+        assert len({c.seed for _, c in runs}) >= 5  # the fewest seeds with which the sign test can reach a verdict
     for name in ("cifar10-resnet18", "cifar100-resnet50", "stl10-resnet50"):  # the paper's setting
         runs = load_experiment(name).runs()
         c = runs[0][1]
@@ -215,3 +202,52 @@ def test_figures_use_the_experiments_own_runs_not_stale_folders(tiny, tmp_path):
     one_seed = spec.with_seeds(1)
     run_experiment(one_seed, tmp_path / "out", workers=0, progress=False)  # the seed-1 folders stay on disk
     assert sorted(r["name"] for r in load_runs(tmp_path / "out")) == ["alpha=0.0-seed=0", "alpha=0.1-seed=0"]
+
+
+def test_with_epochs_scales_the_milestones_and_keeps_the_rest():
+    from ufm.dnn.experiment import ExperimentSpec, scale_milestones
+
+    spec = load_experiment("mnist1d-mlp")  # 200 epochs, milestones [100, 150], records every 5
+    for epochs, milestones in ((50, [25, 38]), (10, [5, 8]), (3, [2]), (2, [1]), (1, []), (200, [100, 150]),
+                               (400, [200, 300])):
+        short = spec.with_epochs(epochs)
+        assert short.base == {**spec.base, "epochs": epochs, "milestones": milestones}, epochs
+        assert short.grid == spec.grid and {c.milestones for _, c in short.runs()} == {tuple(milestones)}
+    assert spec.base["milestones"] == [100, 150] and spec.with_epochs(10).base["eval_every"] == 5
+    assert scale_milestones([1, 2, 3, 40], 40, 4) == [1, 3] and scale_milestones([10], 20, 3) == [2]  # 1.5 -> 2
+    # a grid of milestone lists is scaled list by list (repeats merged); a grid of epochs is left alone
+    grid = ExperimentSpec("x", {"dataset": "gaussian", "epochs": 20}, {"milestones": [[10], [11]], "seed": [0]})
+    assert grid.with_epochs(4).grid == {"milestones": [[2]], "seed": [0]}
+    varied = ExperimentSpec("x", {"dataset": "gaussian", "milestones": [5]}, {"epochs": [10, 20]})
+    assert varied.with_epochs(4).base == {"dataset": "gaussian", "milestones": [5], "epochs": 4}
+    assert ExperimentSpec("x", {"milestones": [15]}, {"seed": [0]}).with_epochs(10).base["milestones"] == [5]  # of 30
+    with pytest.raises(InvalidParameterError, match=r"'epochs' parameter of ExperimentSpec.with_epochs must be"):
+        spec.with_epochs(0)
+
+
+def test_cli_epochs_scales_the_milestones_and_says_so(cli, tmp_path):
+    toml = tmp_path / "m.toml"
+    toml.write_text(TOML.replace("eval_every = 2", "eval_every = 2\nmilestones = [2, 3]").replace(
+        "alpha = [0.0, 0.1]", "alpha = [0.0]"))
+    code, _, err = cli("experiment", str(toml), "--out", str(tmp_path / "e"), "--workers", "0", "--epochs", "2",
+                       "--seeds", "1", "--quiet")
+    assert code == 0
+    lines = [line for line in err.splitlines() if "milestones" in line]
+    assert lines == ["ufm experiment: --epochs 2: the learning-rate milestones are scaled from [2, 3] (of 4 epochs) "
+                     "to [1]"], err
+    config = json.loads((tmp_path / "e" / "runs" / "alpha=0.0-seed=0" / "config.json").read_text())["config"]
+    assert (config["epochs"], config["milestones"], config["eval_every"]) == (2, [1], 2)
+
+
+def test_the_experiment_judges_the_claims_on_its_runs_and_its_report_shows_them(tiny):
+    folder, spec, result = tiny
+    out = folder / "out"
+    claims = json.loads((out / "claims.json").read_text())["results"]
+    from ufm.analysis.claims import CLAIMS
+
+    assert [c["id"] for c in claims] == [c.id for c in CLAIMS]
+    assert {c["id"]: c["verdict"] for c in claims}["closed-form"] == "not-evaluated"  # no UFM evidence in a run
+    from ufm.report.experiment import render_experiment
+
+    render_experiment(out)
+    assert "## Claims of the paper, judged on these runs" in (out / "report.md").read_text()

@@ -18,8 +18,8 @@ from ufm.dnn.config import TrainConfig
 from ufm.dnn.data import load_dataset
 from ufm.dnn.models import build_model
 from ufm.analysis.networks import UFM_RTOL, validate
-from ufm.dnn.evaluate import evaluate
-from ufm.dnn.training import RECORD_KEYS, RunMismatchError, TrainingDivergedError, train
+from ufm.dnn.evaluate import NOISE_KEYS, NOISE_SIGMAS, evaluate, input_noise, noise_errors
+from ufm.dnn.training import RECORD_KEYS, TEST_RECORD_KEYS, RunMismatchError, TrainingDivergedError, train
 from ufm.metrics.logits import logit_statistics
 from ufm.records.runs import read_records
 from ufm.metrics.calibration import fit_temperature
@@ -57,6 +57,7 @@ def test_records_have_the_documented_keys_and_epochs(finished):
     meta = json.loads((out / "config.json").read_text())
     assert meta["config"] == small().to_dict() and meta["model"]["feature_dim"] == 32
     assert meta["dataset"]["sizes"] == {"train": 216, "val": 24, "test": 120}
+    assert meta["dataset"]["class_counts"] == {"train": [54] * 4, "val": [6] * 4, "test": [30] * 4}
     assert "torch" in json.dumps(meta["environment"])
 
 
@@ -138,6 +139,55 @@ def test_record_logit_statistics_are_those_of_metrics_logits(finished):
         assert last[key] == pytest.approx(rec[key], rel=1e-12), key
 
 
+def test_noise_records_are_on_every_test_record_only(finished):
+    _, records, _, _ = finished
+    assert NOISE_KEYS == ("error_noise_0.1", "error_noise_0.25", "error_noise_0.5") and NOISE_SIGMAS == (0.1, 0.25, 0.5)
+    for r in records:
+        if r["split"] == "test":
+            assert set(TEST_RECORD_KEYS) <= set(r) and all(0 <= r[k] <= 1 for k in NOISE_KEYS), r["epoch"]
+        else:
+            assert not set(TEST_RECORD_KEYS) & set(r), (r["epoch"], r["split"])
+    assert not set(TEST_RECORD_KEYS) & set(RECORD_KEYS)
+
+
+def test_noise_records_equal_an_independent_computation_and_sigma_0_gives_the_error(finished):
+    """The noise written out for the whole test split, added, and the network's errors counted by hand;
+    the same numbers whatever the evaluation batch size, and 0 noise is the clean error."""
+    _, records, ds, model = finished
+    last = [r for r in records if r["split"] == "test"][-1]
+    x, y = ds.x_test, ds.y_test
+    for key, sigma in zip(NOISE_KEYS, NOISE_SIGMAS):
+        eps = input_noise(tuple(x.shape[1:]), 0, len(y), sigma, 0)  # (120, 16)
+        with torch.no_grad():
+            wrong = (model(x + sigma * eps).argmax(1) != y).sum().item()
+        assert last[key] == wrong / len(y), key
+    assert noise_errors(model, x, y, NOISE_SIGMAS, batch_size=7) == {k: last[k] for k in NOISE_KEYS}
+    rec, _, _ = evaluate(model, x, y, 4, 0.0, noise=(0.0,))
+    assert rec["error_noise_0"] == rec["error"] == last["error"]
+    assert set(NOISE_KEYS).isdisjoint(evaluate(model, x, y, 4, 0.0)[0])  # without noise levels, no noise keys
+
+
+def test_input_noise_is_a_function_of_the_seed_the_level_and_the_sample_index():
+    whole = input_noise((3, 4), 0, 700, 0.25, 5)  # (700, 3, 4), three blocks of 256
+    assert whole.shape == (700, 3, 4) and whole.dtype == torch.float32
+    assert torch.equal(input_noise((3, 4), 250, 530, 0.25, 5), whole[250:530])  # any slice: the same rows
+    assert torch.equal(torch.cat([input_noise((3, 4), a, b, 0.25, 5) for a, b in ((0, 11), (11, 700))]), whole)
+    assert input_noise((3, 4), 9, 9, 0.25, 5).shape == (0, 3, 4)
+    for other in (input_noise((3, 4), 0, 700, 0.5, 5), input_noise((3, 4), 0, 700, 0.25, 6)):  # level, data seed
+        assert not torch.equal(other, whole)
+    assert abs(whole.double().mean().item()) < 0.05 and abs(whole.double().std().item() - 1) < 0.05
+
+
+def test_more_input_noise_gives_more_test_errors_on_a_trained_network(tmp_path):
+    """A weak check that the noise reaches the network: trained for 15 epochs, the test error averaged
+    over the records from epoch 5 is no lower under noise (to one sample of 120: each level has its own
+    draw) and clearly higher at sigma 0.5."""
+    train(small(epochs=15), tmp_path, progress=False)
+    tests = [r for r in read_records(tmp_path) if r["split"] == "test" and r["epoch"] >= 5]
+    clean, *noisy = [np.mean([r[k] for r in tests]) for k in ("error", *NOISE_KEYS)]
+    assert min(noisy) >= clean - 1 / 120 and noisy[-1] > clean + 0.02, (clean, noisy)
+
+
 def test_progress_sidecar_matches_the_checkpoint_and_records_read_without_torch(finished, tmp_path):
     out, records, _, _ = finished
     state = torch.load(out / "checkpoint.pt", weights_only=False)
@@ -211,6 +261,7 @@ def test_same_seed_same_records_and_other_seed_differs(tmp_path):
     a, b, c = (train(small(seed=s), tmp_path / n, progress=False) for s, n in ((0, "a"), (0, "b"), (1, "c")))
     assert (tmp_path / "a" / "metrics.jsonl").read_bytes() == (tmp_path / "b" / "metrics.jsonl").read_bytes()
     assert a["final"]["train"]["nc1"] != c["final"]["train"]["nc1"]
+    assert set(NOISE_KEYS) <= set(a["final"]["test"])  # the noise records are among the identical bytes
 
 
 def test_kill_9_and_resume_gives_the_records_of_an_uninterrupted_run(tmp_path):
@@ -230,6 +281,8 @@ def test_kill_9_and_resume_gives_the_records_of_an_uninterrupted_run(tmp_path):
     resumed = subprocess.run(args + ["--out", str(killed)], check=True, capture_output=True, text=True)
     assert "resuming after epoch" in resumed.stderr
     assert (killed / "metrics.jsonl").read_bytes() == (tmp_path / "whole" / "metrics.jsonl").read_bytes()
+    tests = [r for r in read_records(killed) if r["split"] == "test"]  # the noise records resume too
+    assert len(tests) == 61 and all(set(NOISE_KEYS) <= set(r) for r in tests)
 
 
 def test_a_torn_last_line_and_a_record_after_the_checkpoint_are_dropped(tmp_path):
@@ -391,6 +444,8 @@ def test_ddp_with_gloo_on_two_processes_equals_one_process(tmp_path):
         assert (a["epoch"], a["split"], a["n"]) == (b["epoch"], b["split"], b["n"])
         for key in ("loss", "error", "nc1", "nc2_h", "nc2_w", "nc3", "nc4", "w_norm", "h_norm", "ece", "p_true"):
             assert b[key] == pytest.approx(a[key], rel=1e-9, abs=1e-12), (a["epoch"], a["split"], key)
+        for key in NOISE_KEYS if a["split"] == "test" else ():  # a sample's noise does not depend on its process
+            assert b[key] == a[key], (a["epoch"], key)
 
 
 def test_ddp_with_batchnorm_and_an_empty_evaluation_shard_finishes(tmp_path):

@@ -12,17 +12,23 @@ def test_demo_quick_writes_records_figures_and_report(cli, tmp_path, capsys):
                  "sweep/sweep.sqlite", "sweep/results.csv", "sweep/fig_sweep_kappa.png",
                  "records/alpha_sweep.json", "records/experiment.json", "experiment/report.md",
                  "experiment/nc_vs_epoch.png", "experiment/runs/alpha=0.1-seed=0/metrics.jsonl",
-                 "experiment-ufm/metrics.jsonl"):
+                 "experiment-ufm/metrics.jsonl", "records/regimes.json", "records/claims.json", "fig_regimes.png"):
         assert (out_dir / name).is_file(), name
     report = (out_dir / "report.md").read_text()
     assert "points agree with the closed form" in report
     assert "## 5. Conditioning" in report and "## 6. Convergence" in report and "In plain words" in report
     assert "## 8. Networks: CE vs LS" in report and "| w_norm | 1.5997 |" in report
+    assert report.index("## Claims of the paper") < report.index("## 1. The closed-form minimizer")
+    assert "| `closed-form` | The UFM's global minimizer (LS and CE) is the derived closed form | **holds** |" in report
+    assert "![regime map](fig_regimes.png)" in report
+    claims = json.loads((out_dir / "records" / "claims.json").read_text())["results"]
+    assert [c["id"] for c in claims][:3] == ["closed-form", "conditioning", "ufm-convergence"]
     record = json.loads((out_dir / "records" / "verify.json").read_text())
     assert record["environment"]["torch"] and record["config"]["tol"] == 1e-6
-    # A second run reuses every stage; the report is rebuilt from the records alone.
+    # A second run reuses every stage but the claims, which are judged again on the records; the report
+    # is rebuilt from the records alone.
     code, out, _ = cli("demo", "--quick", "--out", str(out_dir))
-    assert code == 0 and out.count("reusing") == 8
+    assert code == 0 and out.count("reusing") == 9 and "[claims] running" in out
     (out_dir / "fig_alpha.png").unlink()
     (out_dir / "report.md").unlink()
     code, out, _ = cli("report", str(out_dir))

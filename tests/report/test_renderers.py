@@ -42,3 +42,32 @@ def test_the_conditioning_verdict_lines_render_summarize():
     lines = text._verdict_lines(summary)
     assert any("logits:" in line and "lower with LS: kappa(CE) = 8; kappa(alpha=0.1) = 7" in line for line in lines)
     assert any("made up by the test" in line for line in lines)
+
+
+def _regime(**changes):
+    r = {"definition": "features", "K": 10, "d_regime": "K-1", "lambda_ratio": 1.0, "per_class": None,
+         "alpha_max": 0.3, "sK_from": 0.0, "sK_to": 0.1419, "verdict": "made up by the test", "boundary_from": None,
+         "boundary_to": "end of the alpha range"}
+    return {**r, **changes}
+
+
+def test_the_regime_map_lines_render_each_regime_as_given():
+    lines = text.regime_map_lines([_regime(), _regime(sK_from=0.1419, sK_to=1.0, verdict="lower", boundary_to=None,
+                                                      definition="logits")])
+    assert "alpha in (0, 0.3] below the threshold" in lines[0]
+    assert lines[3].split() == ["features", "10", "K-1", "1", "-", "(0,", "0.1419)", "made", "up", "by", "the", "test",
+                                "end", "of", "the", "alpha", "range"]
+    assert lines[4].split()[:7] == ["logits", "10", "K-1", "1", "-", "[0.1419,", "1)"]
+    assert lines[-1] == f"  note: {text.LOGITS_NOTE}" and "no W, H or d" in text.LOGITS_NOTE
+
+
+def test_the_point_lines_say_where_a_point_lies_and_over_which_alphas():
+    where = {"features": {"sK": 0.158114, "K": 10, "d_regime": ">=K", "lambda_ratio": 1.0, "alphas": [0.05, 0.1],
+                          "alphas_past_threshold": [0.9], "alpha_max": 0.1, "regime": _regime(), "note": None},
+             "full": {"sK": 0.158114, "K": 10, "d_regime": ">=K", "lambda_ratio": 1.0, "alphas": [0.05, 0.1],
+                      "alphas_past_threshold": [0.9], "alpha_max": 0.1, "regime": None, "note": "a reason"}}
+    lines = text.regime_point_lines(where)
+    assert "s K = 0.158114, d >= K, lambda_W/lambda_H = 1" in lines[0] and "alpha = 0.05, 0.1 only" in lines[0]
+    assert "alpha = 0.9: past the threshold" in lines[1]
+    assert "features:         s K in (0, 0.1419): made up by the test over alpha in (0, 0.1]" in lines[2]
+    assert lines[3] == "  full:             not on the map: a reason"

@@ -10,7 +10,7 @@ import sympy
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["minimizer", "hessian"])
+@pytest.mark.parametrize("name", ["minimizer", "hessian", "conditioning", "convergence"])
 def test_committed_derivation_files_are_fresh(name):
     md = (ROOT / "derivations" / f"{name}.md").read_text()
     recorded = re.search(r"with sympy (\S+);", md).group(1)

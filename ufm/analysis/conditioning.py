@@ -20,15 +20,17 @@ from ufm.numerics.hessian import DENSE_LIMIT_BYTES
 from ufm.numerics.solve import solve
 from ufm.numerics.spectrum import numeric_spectrum
 from ufm.problem import UFMProblem
-from ufm.theory.keys import DEFINITIONS
+from ufm.theory.keys import DEFINITIONS, WITH_BIAS
 from ufm.theory.spectra import Spectrum, symbolic_spectrum
 
 __all__ = ["conditioning", "numeric_minimizers", "summarize", "verdicts_across", "compare_sources", "agreement",
            "DEFINITIONS",
-           "VERDICTS"]
+           "VERDICTS", "EQUAL_RTOL"]
 
 #: the verdicts of :func:`summarize`, per definition
-VERDICTS = ("lower with LS", "higher with LS", "mixed", "no CE baseline", "undefined")
+VERDICTS = ("lower with LS", "higher with LS", "equal", "mixed", "no CE baseline", "undefined")
+#: condition numbers closer than this (relative) count as equal: they differ by rounding only
+EQUAL_RTOL = 1e-12
 
 
 def numeric_minimizers(problems: Sequence[UFMProblem], seed: int = 0, tol: float = 1e-12, device=None):
@@ -85,14 +87,15 @@ def summarize(spectra: Sequence[Spectrum], source: str = "symbolic") -> Dict[str
     """Per definition: kappa at alpha = 0 (CE), kappa at each alpha > 0, and a verdict.
 
     ``verdict`` is ``"lower with LS"`` when every alpha > 0 gives a lower condition number
-    than alpha = 0, ``"higher with LS"`` when every one gives a higher one, ``"mixed"``
+    than alpha = 0, ``"higher with LS"`` when every one gives a higher one, ``"equal"`` when every
+    one gives the same (to ``EQUAL_RTOL``, e.g. ``logits`` at K = 2, whose kappa is 1), ``"mixed"``
     otherwise, ``"no CE baseline"`` when alpha = 0 or no alpha > 0 is among the spectra, and
     ``"undefined"`` when a condition number is NaN. For ``full`` with lambda_b = 0 the entry
     ``"full, b included"`` gives the same with the bias as a variable (``details``).
     """
     out: Dict[str, dict] = {}
-    for name in DEFINITIONS + ("full, b included",):
-        dfn = "full" if name == "full, b included" else name
+    for name in DEFINITIONS + (WITH_BIAS,):
+        dfn = "full" if name == WITH_BIAS else name
         rows = []
         for s in spectra:
             if s.definition != dfn or s.source != source:
@@ -109,6 +112,8 @@ def summarize(spectra: Sequence[Spectrum], source: str = "symbolic") -> Dict[str
             verdict = "no CE baseline"
         elif math.isnan(base) or any(math.isnan(k) for k in ls.values()):
             verdict = "undefined"
+        elif all(abs(k - base) <= EQUAL_RTOL * abs(base) for k in ls.values()):
+            verdict = "equal"
         elif all(k < base for k in ls.values()):
             verdict = "lower with LS"
         elif all(k > base for k in ls.values()):
@@ -130,9 +135,10 @@ def verdicts_across(summaries: Dict[str, Dict[str, dict]]) -> Dict[str, List[str
             seen.setdefault(dfn, set()).add(v["verdict"])
     support = [d for d, v in seen.items() if v == {"lower with LS"}]
     against = [d for d, v in seen.items() if v == {"higher with LS"}]
+    equal = [d for d, v in seen.items() if v == {"equal"}]
     unknown = [d for d, v in seen.items() if v & {"undefined", "no CE baseline"}]
-    mixed = [d for d in seen if d not in support and d not in against and d not in unknown]
-    return {"support": support, "against": against, "mixed": mixed, "unknown": unknown}
+    mixed = [d for d in seen if d not in support + against + equal + unknown]
+    return {"support": support, "against": against, "equal": equal, "mixed": mixed, "unknown": unknown}
 
 
 def agreement(pairs: Sequence[dict]) -> dict:

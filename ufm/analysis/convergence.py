@@ -23,14 +23,20 @@ diverges:
 
 Steps to reach each tolerance eps are the first recorded step at which the quantity is
 below eps (None if never). The *local linear rate* is fitted by least squares to
-log ||grad f|| over the recorded steps where 1e-11 < ||grad f|| < ``fit_below`` and
-compared with the rate each condition number predicts for gradient descent on the
-quadratic model, max_i |1 - lr mu_i| over the nonzero eigenvalues mu_i of an operator;
-for lr = 1/L this is 1 - 1/kappa. NC1 sees only the within-class scatter inside the span of
-the class means (Sigma_B^+ projects the rest out), so near the minimum it contracts by
-max |1 - lr mu|^2 over the within-class eigenvalues in the span (hessian.md, within-class
-moves: lambda_H + rho_w^2 p_off / ((K-1) n) and lambda_H + rho_w^2 K p_true p_off / ((K-1) n));
-its measured rate is fitted to log NC1 where 1e-24 < NC1 < ``fit_below``.
+log ||grad f|| over the recorded steps where FLOOR_MARGIN * (its float64 floor) < ||grad f|| <
+``fit_below`` (the floor: ||grad f|| at the exact minimizer, rounding alone) and compared with
+the rate each condition number predicts for gradient descent on the quadratic model,
+max_i |1 - lr mu_i| over the nonzero eigenvalues mu_i of an operator; for lr = 1/L this is
+1 - 1/kappa. NC1 sees only the within-class scatter inside the span of the class means
+(Sigma_B^+ projects the rest out). Near the minimum it contracts by max |1 - lr mu|^2 over the
+within-class eigenvalues in the span (hessian.md, within-class moves: lambda_H + rho_w^2 p_off /
+((K-1) n) and lambda_H + rho_w^2 K p_true p_off / ((K-1) n)), or, at d >= K, by the square of
+the product mode |1 - lr lambda_H| |1 - lr (lambda_W + lambda_H)| when that is slower: the
+within-class deviations orthogonal to the span times the zero-sum classifier component
+orthogonal to it drive the in-span scatter at second order (derivations/convergence.md, C7, C8).
+Both parts are reported (``rate_in_span_nc1``, ``rate_product_mode_nc1``) beside their maximum
+``rate_predicted_nc1``. The measured NC1 rate is fitted where FLOOR_MARGIN * (the NC1 floor) <
+NC1 < ``fit_below``, with the floor measured at every record (``ufm.metrics.nc.nc1_rounding_floor``).
 
 The runs use the solver's one loop (``ufm.numerics.solve.iterate``) with plain gradient
 descent, no tolerance (every run goes on until all quantities are below min(eps)), no stall
@@ -53,7 +59,7 @@ import torch
 from ufm._core.validation import (ALPHA, Interval, InvalidParameterError, ListOf, Options, check_alphas,
                                   require_closed_form, validate_params, InstanceOf)
 from ufm.analysis.series import first_reached, mean_or_none
-from ufm.metrics.nc import class_statistics_balanced, nc1 as nc1_measure
+from ufm.metrics.nc import class_statistics_balanced, nc1 as nc1_measure, nc1_rounding_floor
 from ufm.metrics.orbit import orbit_distances
 from ufm.numerics.hessian import parts_for
 from ufm.numerics.methods import GradientDescent
@@ -73,6 +79,9 @@ RULES = ("local", "common")
 QUANTITIES = ("nc1", "grad_norm", "gap", "orbit")
 #: the measured rates "match" their predictions when |measured - predicted| < RATE_RTOL (1 - predicted)
 RATE_RTOL = 0.05
+#: a fitted value must exceed its measured float64 floor by this factor (the floors: NC1 of the same
+#: point with its in-span within-class scatter removed, and ||grad f|| at the exact minimizer)
+FLOOR_MARGIN = 100.0
 #: the measured NC1 rate "agrees" with its prediction within NC1_BAND of (1 - predicted); outside
 #: the band NC1 contracts more slowly (measured nearer 1) or faster than predicted
 NC1_BAND = 0.02
@@ -85,11 +94,12 @@ def predicted_rate(eigenvalues: Sequence[float], multiplicities: Sequence[int], 
     return float(np.max(np.abs(1 - lr * mu))) if mu.size else math.nan
 
 
-def fit_rate(steps: np.ndarray, values: np.ndarray, below: float, floor: float = 1e-11) -> Optional[float]:
+def fit_rate(steps: np.ndarray, values: np.ndarray, below: float, floor=1e-11) -> Optional[float]:
     """exp(slope) of a least-squares line through log(values) where floor < values < below
-    (at least 3 points; else None): the measured contraction per step."""
+    (at least 3 points; else None): the measured contraction per step. ``floor`` is a number or
+    one value per record (a measured float64 floor times FLOOR_MARGIN)."""
     steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
-    keep = (values < below) & (values > floor) & np.isfinite(values)
+    keep = (values < below) & (values > np.asarray(floor, dtype=float)) & np.isfinite(values)
     if keep.sum() < 3:
         return None
     slope = np.polyfit(steps[keep], np.log(values[keep]), 1)[0]
@@ -126,7 +136,11 @@ class _Recorder:
         self.Ws, self.Hs = torch.stack([s[0] for s in stars]), torch.stack([s[1] for s in stars])
         self.fstar = torch.tensor([closed_form(p).objective for p in problems], dtype=torch.float64,
                                   device=obj.device)
-        self.traj = {q: [] for q in ("step",) + QUANTITIES}
+        self.traj = {q: [] for q in ("step", "nc1_floor") + QUANTITIES}
+        # the float64 floor of ||grad f||: its value at the exact minimizer, where it is rounding alone
+        bs = torch.zeros(len(problems), problems[0].K, dtype=torch.float64, device=obj.device)
+        self.grad_floor = torch.linalg.vector_norm(obj.value_and_grad(obj.pack(self.Ws, self.Hs, bs))[1],
+                                                   dim=1).cpu().numpy()
 
     def __call__(self, step, x, f, gnorm, diverged) -> bool:
         W, H, b = self.obj.unpack(x)
@@ -134,6 +148,7 @@ class _Recorder:
         rec = {"nc1": nc1_measure(sw, sb, self.obj.K, centered_means=centered), "grad_norm": gnorm,
                "gap": f - self.fstar, "orbit": orbit_distances(self.Ws, self.Hs, W, H, b, self.obj.lambda_b)}
         self.traj["step"].append(step)
+        self.traj["nc1_floor"].append(nc1_rounding_floor(H, self.obj.n).cpu().numpy())
         for q in QUANTITIES:
             self.traj[q].append(torch.where(diverged, torch.full_like(rec[q], math.nan), rec[q]).cpu().numpy())
         return all(bool(((rec[q] < self.stop_below[q]) | diverged).all()) for q in QUANTITIES)
@@ -147,8 +162,8 @@ def _gd(problems: List[UFMProblem], seeds: List[int], lr: float, max_steps: int,
                   max_steps=max_steps, patience=None, record_every=record_every, on_record=recorder,
                   on_divergence="freeze")
     traj = recorder.traj
-    return {"step": np.asarray(traj["step"]), "diverged_at": end.diverged_at,
-            **{q: np.stack(traj[q], axis=0) for q in QUANTITIES}}
+    return {"step": np.asarray(traj["step"]), "diverged_at": end.diverged_at, "grad_floor": recorder.grad_floor,
+            "nc1_floor": np.stack(traj["nc1_floor"], axis=0), **{q: np.stack(traj[q], axis=0) for q in QUANTITIES}}
 
 
 def _initial_curvature(problem: UFMProblem, seeds, init_scale, device) -> float:
@@ -164,8 +179,11 @@ def _initial_curvature(problem: UFMProblem, seeds, init_scale, device) -> float:
 def _row(run: _Run, traj: dict, j: int, eps: Sequence[float], fit_below: float) -> dict:
     row = {"rule": run.rule, "alpha": run.alpha, "seed": run.seed, "lr": run.lr,
            "diverged_at": traj["diverged_at"][j],
-           "rate_measured": fit_rate(traj["step"], traj["grad_norm"][:, j], fit_below),
-           "rate_measured_nc1": fit_rate(traj["step"], traj["nc1"][:, j], fit_below, floor=1e-24),
+           "rate_measured": fit_rate(traj["step"], traj["grad_norm"][:, j], fit_below,
+                                     floor=FLOOR_MARGIN * traj["grad_floor"][j]),
+           "rate_measured_nc1": fit_rate(traj["step"], traj["nc1"][:, j], fit_below,
+                                         floor=FLOOR_MARGIN * traj["nc1_floor"][:, j]),
+           "grad_floor": float(traj["grad_floor"][j]),
            "steps_recorded": int(traj["step"][-1])}
     for q in QUANTITIES:
         series = traj[q][:, j]
@@ -186,12 +204,22 @@ def _prediction(rule: str, alpha: float, lr: float, L: float, L0: float, spectra
     pred["rate_predicted_full"] = predicted_rate(full.eigenvalues, full.multiplicities, lr)
     within = [v for name, m, vals in spectra["features"].details["components"]
               if "span of the ETF" in name and m > 0 for v in vals]
-    pred["rate_predicted_nc1"] = predicted_rate(within, [1] * len(within), lr) ** 2
+    pred["rate_in_span_nc1"] = predicted_rate(within, [1] * len(within), lr) ** 2
+    pred["rate_product_mode_nc1"] = _product_mode(spectra["features"].problem, lr)
+    pred["rate_predicted_nc1"] = max(pred["rate_in_span_nc1"], pred["rate_product_mode_nc1"] or 0.0)
     mine = [r for r in rows if r["rule"] == rule and r["alpha"] == alpha]
     for key, col in (("rate_measured_mean", "rate_measured"), ("rate_measured_nc1_mean", "rate_measured_nc1")):
         measured = [r[col] for r in mine if r[col] is not None]
         pred[key] = float(np.mean(measured)) if measured else None
     return pred
+
+
+def _product_mode(p: UFMProblem, lr: float) -> Optional[float]:
+    """The NC1 rate of the product mode (derivations/convergence.md, C7), (|1 - lr lambda_H| |1 - lr
+    (lambda_W + lambda_H)|)^2; None at d = K - 1, where there is no direction orthogonal to the span (C8)."""
+    if p.d < p.K:
+        return None
+    return (abs(1 - lr * p.lambda_h) * abs(1 - lr * (p.lambda_w + p.lambda_h))) ** 2
 
 
 def _trajectories(runs: List[_Run], traj: dict, into: dict) -> None:
@@ -201,6 +229,7 @@ def _trajectories(runs: List[_Run], traj: dict, into: dict) -> None:
         into["step"][key] = traj["step"].tolist()
         for q in QUANTITIES:
             into[q][key] = traj[q][:, j].tolist()
+        into["nc1_floor"][key] = traj["nc1_floor"][:, j].tolist()
 
 
 @validate_params({
@@ -241,7 +270,7 @@ def convergence(problem: UFMProblem, alphas: Sequence[float] = (0.0, 0.1), seeds
         groups = {}  # runs sharing one lr go in one batch
         for a in alphas:
             groups.setdefault(lrs[rule][a], []).append(a)
-        trajectories[rule] = {"runs": [], "step": {}, **{q: {} for q in QUANTITIES}}
+        trajectories[rule] = {"runs": [], "step": {}, "nc1_floor": {}, **{q: {} for q in QUANTITIES}}
         for lr, group in groups.items():
             runs = [_Run(a, s, rule, lr) for a in group for s in seeds]
             traj = _gd([problems[r.alpha] for r in runs], [r.seed for r in runs], lr, max_steps, record_every,

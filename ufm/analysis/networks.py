@@ -32,6 +32,11 @@ effective feature penalty is unknown. Predictions that do not need it:
 
 The tolerances UFM_RTOL and AGREE_RTOL were set before any measurement and are not tuned to
 the results; each check reports its measured values with the verdict, whichever way it goes.
+
+Each check is one public function (:func:`load_run`, :func:`group_runs`, :func:`ufm_run_checks`,
+:func:`p_off_excess`, :func:`relative_spread`, :func:`terminal_phase_start`, :func:`first_epoch`),
+which ``validate`` applies to the means over seeds and the claims registry
+(``ufm.analysis.claims``) to each seed: one implementation of each.
 """
 from __future__ import annotations
 
@@ -44,9 +49,9 @@ import numpy as np
 
 from ufm.analysis.series import first_reached
 from ufm.records.runs import read_config, read_records
-from ufm.theory.closed_form import closed_form_arrays
 
-__all__ = ["validate", "UFM_RTOL", "AGREE_RTOL", "UFM_QUANTITIES"]
+__all__ = ["validate", "load_run", "group_runs", "ufm_run_checks", "p_off_excess", "relative_spread",
+           "terminal_phase_start", "first_epoch", "final_value", "UFM_RTOL", "AGREE_RTOL", "UFM_QUANTITIES"]
 
 #: relative error at the last epoch under which a UFM-style run "matches" the closed form
 UFM_RTOL = 0.05
@@ -60,8 +65,13 @@ _FLOAT_KEYS = ("alpha", "lambda_w", "lambda_h")
 _NOT_GROUPED = ("alpha", "seed", "device", "eval_batch_size")
 
 
-def _load(run) -> dict:
-    """A run folder's configuration (a plain dict), its meta data and its train records."""
+def load_run(run) -> dict:
+    """A run folder's configuration (a plain dict), its meta data, its train records (``train``)
+    and the records of every split (``splits``: split -> records in epoch order).
+
+    Raises:
+        ValueError: ``config.json`` is not a training run's, or there are no train records yet.
+    """
     meta = read_config(run)
     try:
         config = dict(meta["config"])
@@ -72,10 +82,22 @@ def _load(run) -> dict:
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{run}/config.json is not the configuration of a training run ({e!r} missing or "
                          "invalid); pass folders written by ufm train or ufm experiment") from None
-    records = [r for r in read_records(run) if r["split"] == "train"]
-    if not records:
+    splits: Dict[str, List[dict]] = {}
+    for r in read_records(run):
+        splits.setdefault(r["split"], []).append(r)
+    if not splits.get("train"):
         raise ValueError(f"{run} has no train records yet; train it first")
-    return {"run": str(run), "meta": meta, "config": config, "train": records}
+    return {"run": str(run), "meta": meta, "config": config, "train": splits["train"], "splits": splits}
+
+
+def group_runs(loaded: Sequence[dict]) -> List[List[dict]]:
+    """Runs grouped by configuration up to alpha and seed (and device, evaluation batch size),
+    in order of first appearance; the mode is part of the configuration."""
+    groups: Dict[str, List[dict]] = {}
+    for r in loaded:
+        key = json.dumps({k: v for k, v in r["config"].items() if k not in _NOT_GROUPED}, sort_keys=True)
+        groups.setdefault(key, []).append(r)
+    return list(groups.values())
 
 
 def _num(v) -> float:
@@ -83,12 +105,23 @@ def _num(v) -> float:
     return float("nan") if v is None else float(v)
 
 
+def final_value(r: dict, key: str, split: str = "train") -> float:
+    """The value of ``key`` in the last record of ``split`` of a loaded run (NaN when missing)."""
+    records = r["splits"].get(split) or [{}]
+    return _num(records[-1].get(key))
+
+
 def _nanmean(values) -> float:
     values = [v for v in map(_num, values) if math.isfinite(v)]
     return float(np.mean(values)) if values else float("nan")
 
 
-def _ufm_run(r: dict) -> dict:
+def ufm_run_checks(r: dict) -> dict:
+    """A UFM-style run (loaded) against the closed form for its K, n = N/K, lambda_W, lambda_H and
+    alpha: per quantity the prediction, the relative error curve and whether the last one is
+    below UFM_RTOL (module docstring)."""
+    from ufm.theory.closed_form import closed_form_arrays  # imports torch: only for UFM-style runs
+
     cfg, meta = r["config"], r["meta"]
     K = meta["model"]["num_classes"]
     N = meta["dataset"]["sizes"]["train"]
@@ -109,21 +142,71 @@ def _ufm_run(r: dict) -> dict:
             "closed_form_applies": meta["model"]["feature_dim"] >= K - 1, "checks": checks}
 
 
-def _terminal_phase(records: list) -> dict:
-    """The first record with zero training error (the terminal phase of training, Papyan et
-    al. 2020) if it comes before the last one, else the record at mid-training."""
+def p_off_excess(p_off: float, alpha: float, K: int) -> float:
+    """p_off - alpha/K: the closed form's s = sqrt(n lambda_W lambda_H), independent of alpha."""
+    return _num(p_off) - alpha / K
+
+
+def relative_spread(values: Sequence[float]) -> float:
+    """(max - min) / max |v| of ``values``: 0 when all are 0, NaN when one is missing."""
+    values = [_num(v) for v in values]
+    if not all(math.isfinite(v) for v in values):
+        return float("nan")  # a missing value: the check does not hold
+    scale = max(abs(v) for v in values)
+    return (max(values) - min(values)) / scale if scale > 0 else 0.0
+
+
+def terminal_phase_start(records: list, max_error: float = 0.0) -> dict:
+    """The first record with training error at most ``max_error`` (the terminal phase of
+    training, Papyan et al. 2020: zero error by default) if it comes before the last one, else
+    the record at mid-training."""
     for rec in records[:-1]:
-        if rec["error"] == 0:
+        if rec["error"] is not None and rec["error"] <= max_error:
             return rec
     last = records[-1]["epoch"]
     return min(records, key=lambda rec: abs(rec["epoch"] - last / 2))
 
 
-def _first_epoch(records: list, target: float) -> float:
-    """The first epoch with NC1 <= target, NaN if none reaches it."""
-    epoch = first_reached([rec["epoch"] for rec in records], [rec.get("nc1") for rec in records], target,
+def first_epoch(records: list, target: float, key: str = "nc1") -> float:
+    """The first epoch with ``key`` <= target (``first_reached``, inclusive), NaN if none reaches it."""
+    epoch = first_reached([rec["epoch"] for rec in records], [rec.get(key) for rec in records], target,
                           inclusive=True)
     return float("nan") if epoch is None else epoch
+
+
+def _p_off_check(by_alpha: Dict[float, List[dict]], K: int) -> dict:
+    s = {a: p_off_excess(_nanmean(rr["train"][-1].get("p_off") for rr in runs), a, K) for a, runs in by_alpha.items()}
+    spread = relative_spread(list(s.values()))
+    # A comparison with a NaN is False: a check whose inputs are missing (null records) does not hold.
+    return {"prediction": "p_off - alpha/K agrees across alpha", "measured": s, "value": spread,
+            "criterion": f"relative spread < {AGREE_RTOL}", "holds": spread < AGREE_RTOL}
+
+
+def _geometry_check(runs: List[dict]) -> dict:
+    falls = {}
+    for rr in runs:
+        start = terminal_phase_start(rr["train"])
+        falls[rr["run"]] = {"from_epoch": start["epoch"],
+                            **{k: (_num(start.get(k)), _num(rr["train"][-1].get(k))) for k in ("nc2_h", "nc2_w")}}
+    return {"prediction": "geometry approaches the simplex ETF", "measured": falls,
+            "criterion": "NC2 (means and classifier) lower at the last epoch than when the terminal phase "
+                         "starts (first record with zero training error; else mid-training)",
+            "holds": all(f[k][1] < f[k][0] for f in falls.values() for k in ("nc2_h", "nc2_w"))}
+
+
+def _nc1_checks(by_alpha: Dict[float, List[dict]]) -> List[dict]:
+    alphas = sorted(by_alpha)
+    finals = [_num(rr["train"][-1].get("nc1")) for a in alphas for rr in by_alpha[a]]
+    target = max(finals) if all(math.isfinite(v) for v in finals) else float("nan")
+    epochs = {a: [first_epoch(rr["train"], target) for rr in by_alpha[a]] for a in alphas}
+    mean_ep = {a: float(np.mean(v)) for a, v in epochs.items()}
+    nc1 = {a: _nanmean(rr["train"][-1].get("nc1") for rr in by_alpha[a]) for a in alphas}
+    return [{"prediction": "LS reaches a given NC1 in fewer epochs", "target_nc1": target,
+             "measured": mean_ep, "criterion": "mean first epoch with NC1 <= target, alpha > 0 <= alpha = 0",
+             "holds": all(mean_ep[a] <= mean_ep[0.0] for a in alphas if a > 0)},
+            {"prediction": "LS collapses more (lower final NC1)", "measured": nc1,
+             "criterion": "final train NC1, alpha > 0 < alpha = 0",
+             "holds": all(nc1[a] < nc1[0.0] for a in alphas if a > 0)}]
 
 
 def _group_checks(runs: List[dict]) -> dict:
@@ -131,42 +214,12 @@ def _group_checks(runs: List[dict]) -> dict:
     by_alpha: Dict[float, List[dict]] = {}
     for r in runs:
         by_alpha.setdefault(r["config"]["alpha"], []).append(r)
-    alphas = sorted(by_alpha)
-    final = {a: [rr["train"][-1] for rr in by_alpha[a]] for a in alphas}
-    mean = lambda a, key: _nanmean(rec.get(key) for rec in final[a])  # noqa: E731
-    checks = []
-    # A comparison with a NaN is False: a check whose inputs are missing (null records) does not hold.
-    if len(alphas) > 1:
-        s = {a: mean(a, "p_off") - a / K for a in alphas}
-        if all(math.isfinite(v) for v in s.values()):
-            scale = max(abs(v) for v in s.values())
-            spread = (max(s.values()) - min(s.values())) / scale if scale > 0 else 0.0
-        else:
-            spread = float("nan")  # a missing value: the check does not hold
-        checks.append({"prediction": "p_off - alpha/K agrees across alpha", "measured": s,
-                       "value": spread, "criterion": f"relative spread < {AGREE_RTOL}", "holds": spread < AGREE_RTOL})
-    falls = {}
-    for rr in runs:
-        start = _terminal_phase(rr["train"])
-        falls[rr["run"]] = {"from_epoch": start["epoch"],
-                            **{k: (_num(start.get(k)), _num(rr["train"][-1].get(k))) for k in ("nc2_h", "nc2_w")}}
-    checks.append({"prediction": "geometry approaches the simplex ETF", "measured": falls,
-                   "criterion": "NC2 (means and classifier) lower at the last epoch than when the terminal phase "
-                                "starts (first record with zero training error; else mid-training)",
-                   "holds": all(f[k][1] < f[k][0] for f in falls.values() for k in ("nc2_h", "nc2_w"))})
-    if 0.0 in by_alpha and len(alphas) > 1:
-        finals = [_num(rec.get("nc1")) for a in alphas for rec in final[a]]
-        target = max(finals) if all(math.isfinite(v) for v in finals) else float("nan")
-        epochs = {a: [_first_epoch(rr["train"], target) for rr in by_alpha[a]] for a in alphas}
-        mean_ep = {a: float(np.mean(v)) for a, v in epochs.items()}
-        checks.append({"prediction": "LS reaches a given NC1 in fewer epochs", "target_nc1": target,
-                       "measured": mean_ep, "criterion": "mean first epoch with NC1 <= target, alpha > 0 <= alpha = 0",
-                       "holds": all(mean_ep[a] <= mean_ep[0.0] for a in alphas if a > 0)})
-        nc1 = {a: mean(a, "nc1") for a in alphas}
-        checks.append({"prediction": "LS collapses more (lower final NC1)", "measured": nc1,
-                       "criterion": "final train NC1, alpha > 0 < alpha = 0",
-                       "holds": all(nc1[a] < nc1[0.0] for a in alphas if a > 0)})
-    return {"runs": [r["run"] for r in runs], "alphas": alphas, "num_classes": K,
+    by_alpha = dict(sorted(by_alpha.items()))
+    checks = [_p_off_check(by_alpha, K)] if len(by_alpha) > 1 else []
+    checks.append(_geometry_check(runs))
+    if 0.0 in by_alpha and len(by_alpha) > 1:
+        checks += _nc1_checks(by_alpha)
+    return {"runs": [r["run"] for r in runs], "alphas": list(by_alpha), "num_classes": K,
             "seeds": sorted({r["config"]["seed"] for r in runs}), "checks": checks}
 
 
@@ -178,12 +231,8 @@ def validate(runs: Sequence) -> dict:
         relative error curve and verdict) and ``groups`` (per group of ordinary runs that
         differ only in alpha and seed: the cross-run checks).
     """
-    loaded = [_load(Path(r)) for r in runs]
-    ufm_runs = [_ufm_run(r) for r in loaded if r["config"]["mode"] == "ufm"]
-    groups: Dict[str, List[dict]] = {}
-    for r in loaded:
-        if r["config"]["mode"] == "standard":
-            key = json.dumps({k: v for k, v in r["config"].items() if k not in _NOT_GROUPED}, sort_keys=True)
-            groups.setdefault(key, []).append(r)
-    return {"ufm_runs": ufm_runs, "groups": [_group_checks(g) for g in groups.values()],
+    loaded = [load_run(Path(r)) for r in runs]
+    ufm_runs = [ufm_run_checks(r) for r in loaded if r["config"]["mode"] == "ufm"]
+    groups = group_runs([r for r in loaded if r["config"]["mode"] == "standard"])
+    return {"ufm_runs": ufm_runs, "groups": [_group_checks(g) for g in groups],
             "tolerances": {"UFM_RTOL": UFM_RTOL, "AGREE_RTOL": AGREE_RTOL}}

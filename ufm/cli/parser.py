@@ -25,8 +25,8 @@ from typing import Any, Callable, Dict, NamedTuple, Optional
 
 from ufm._core.validation import Interval, ListOf, Options, OrNone
 
-__all__ = ["UsageError", "Parser", "Commands", "Flag", "add_flag", "add_fields", "option_pair", "device_of",
-           "dtype_of", "COUNT", "SEED", "WORKERS", "CLUSTER"]
+__all__ = ["UsageError", "Parser", "Commands", "Flag", "add_flag", "add_fields", "allow_list", "option_pair",
+           "device_of", "dtype_of", "COUNT", "SEED", "WORKERS", "CLUSTER"]
 
 
 class UsageError(Exception):
@@ -186,6 +186,26 @@ def add_flag(parser: Parser, *names: str, param: str, constraint=None, group=Non
     if isinstance(c, Options):
         kwargs.setdefault("metavar", "{" + ",".join(c.names) + "}")
     return (group or parser).add_argument(*names, dest=param, **kwargs)
+
+
+class _ValueOrList:
+    """The argparse type of a one-value flag that also takes a comma-separated list (each item
+    checked against the same constraint): one word without a comma parses as before."""
+
+    def __init__(self, flag: Flag, prog: str):
+        self.one = _Value(flag, prog, False)
+        self.many = _List(Flag(flag.names, flag.param, ListOf(flag.constraint)), prog)
+
+    def __call__(self, text: str):
+        return self.many(text) if "," in text else self.one(text)
+
+
+def allow_list(parser: Parser, param: str) -> None:
+    """Let the one-value flag that feeds ``param`` also take a comma-separated list (``-K 3,5,10``):
+    the command decides when a list is allowed. Its messages and its one-value form are unchanged."""
+    flag = parser.flags[param]
+    action = next(a for a in parser._actions if a.dest == param)
+    action.type = _ValueOrList(flag, parser.prog)
 
 
 def _default_text(field: dataclasses.Field) -> Optional[str]:

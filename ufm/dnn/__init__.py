@@ -22,7 +22,7 @@ from ufm.dnn.data import DATASETS, Dataset, DatasetNotFoundError, load_dataset
 from ufm.dnn.evaluate import TrainingDivergedError, evaluate
 from ufm.dnn.experiment import BUNDLED, ExperimentSpec, load_experiment, run_experiment
 from ufm.dnn.models import MODELS, build_model
-from ufm.dnn.training import RECORD_KEYS, train
+from ufm.dnn.training import RECORD_KEYS, TEST_RECORD_KEYS, train
 
 __all__ = [
     "load_dataset",
@@ -36,6 +36,7 @@ __all__ = [
     "evaluate",
     "read_records",
     "RECORD_KEYS",
+    "TEST_RECORD_KEYS",
     "TrainingDivergedError",
     "RunMismatchError",
     "ExperimentSpec",

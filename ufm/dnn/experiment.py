@@ -16,7 +16,8 @@ Each run trains in ``OUT/runs/<key=value-...>/`` (a resumable run folder, see
 worker processes or a Dask cluster). Running the experiment again resumes unfinished runs
 and skips finished ones. The experiment writes records only: ``experiment.json`` (the spec)
 first, and when every run is done ``summary.csv`` (the last record of each run and split) and
-``validation.json`` (the verdicts of ``ufm.analysis.networks.validate``). The figures,
+``validation.json`` (the verdicts of ``ufm.analysis.networks.validate``) and ``claims.json``
+(every claim of the paper judged on these runs, ``ufm.analysis.claims``). The figures,
 ``report.md`` and ``validation.md`` are drawn from these files by
 ``ufm.report.experiment.render_experiment``.
 """
@@ -36,18 +37,20 @@ from typing import Callable, List, Optional
 from ufm._core.io import atomic_write_text, read_toml, write_json
 from ufm._core.validation import Interval, InvalidParameterError, Options, check_param
 from ufm._core.executors import dask_executor, process_pool
+from ufm.analysis.claims import evaluate_claims
 from ufm.analysis.networks import validate
 from ufm.records.runs import read_records
 from ufm.dnn.config import TrainConfig
+from ufm.dnn.evaluate import NOISE_KEYS
 from ufm.dnn.training import train
 
-__all__ = ["ExperimentSpec", "load_experiment", "run_experiment", "BUNDLED", "SUMMARY_KEYS"]
+__all__ = ["ExperimentSpec", "load_experiment", "run_experiment", "scale_milestones", "BUNDLED", "SUMMARY_KEYS"]
 
 _BUNDLED_DIR = Path(__file__).parent / "experiments"
 #: names of the bundled experiments (``ufm experiment NAME``)
 BUNDLED = tuple(sorted(p.stem for p in _BUNDLED_DIR.glob("*.toml")))
 SUMMARY_KEYS = ("loss", "error", "nc1", "nc2_h", "nc2_w", "nc3", "nc4", "w_norm", "h_norm", "logit_gap", "p_true",
-                "p_off", "ece", "adaptive_ece", "temperature", "ece_ts", "adaptive_ece_ts")
+                "p_off", "ece", "adaptive_ece", "temperature", "ece_ts", "adaptive_ece_ts", *NOISE_KEYS)
 
 
 @dataclass(frozen=True)
@@ -93,10 +96,46 @@ class ExperimentSpec:
         grid = {k: v for k, v in self.grid.items() if k not in base_changes}
         return ExperimentSpec(self.name, {**self.base, **base_changes}, grid or {"seed": [0]}, self.description)
 
+    def with_epochs(self, epochs: int) -> "ExperimentSpec":
+        """The same experiment trained for ``epochs`` epochs, its learning-rate milestones scaled with it.
+
+        Each milestone m of ``base`` (and of a ``grid`` of milestone lists) becomes m N / E rounded
+        half up, N = ``epochs`` and E the old number of epochs, kept in [1, N - 1] (a milestone
+        at N or later would never lower the learning rate), repeats dropped: ``[100, 150]`` at
+        200 epochs becomes ``[25, 38]`` at 50 and ``[1]`` at 2. When the grid varies ``epochs``
+        there is no one E and the milestones are left as they are. ``eval_every`` is left as it is:
+        it changes no training, only how often (and at what cost) records are taken. The schedule's
+        other keys need nothing: ``cosine`` already follows ``epochs``.
+        """
+        check_param("epochs", epochs, Interval("int", 1, None, "left"), "ExperimentSpec.with_epochs")
+        if "epochs" in self.grid:
+            return self.override(epochs=epochs)
+        old = self.base.get("epochs", TrainConfig().epochs)
+        base = {**self.base, "epochs": epochs}
+        if "milestones" in base:
+            base["milestones"] = scale_milestones(base["milestones"], old, epochs)
+        grid = dict(self.grid)
+        if "milestones" in grid:
+            grid["milestones"] = list({json.dumps(v): v for v in (scale_milestones(m, old, epochs)
+                                                                   for m in grid["milestones"])}.values())
+        return ExperimentSpec(self.name, base, grid, self.description)
+
     def with_seeds(self, seeds: int) -> "ExperimentSpec":
         """The same experiment over the seeds 0, 1, ..., ``seeds - 1`` (replacing the grid's seeds)."""
         check_param("seeds", seeds, Interval("int", 1, None, "left"), "ExperimentSpec.with_seeds")
         return ExperimentSpec(self.name, self.base, {**self.grid, "seed": list(range(seeds))}, self.description)
+
+
+def scale_milestones(milestones, old_epochs: int, epochs: int) -> list:
+    """``milestones`` (epochs of a run of ``old_epochs``) for a run of ``epochs``: each m becomes
+    round(m epochs / old_epochs), halves rounded up, kept in [1, epochs - 1]; sorted, repeats
+    dropped (so a run of 1 epoch has none).
+
+    >>> scale_milestones([100, 150], 200, 50), scale_milestones([100, 150], 200, 2), scale_milestones([3], 4, 1)
+    ([25, 38], [1], [])
+    """
+    scaled = {min(epochs - 1, max(1, (2 * int(m) * epochs + old_epochs) // (2 * old_epochs))) for m in milestones}
+    return sorted(m for m in scaled if m >= 1)
 
 
 def load_experiment(name_or_path) -> ExperimentSpec:
@@ -169,6 +208,7 @@ def run_experiment(spec: ExperimentSpec, out, *, workers: Optional[int] = None, 
     _write_summary(out, runs)
     result = validate([out / "runs" / name for name, _ in runs])
     write_json(out / "validation.json", result)
+    write_json(out / "claims.json", {"results": evaluate_claims([out])})
     return {"runs": [summaries[name] for name, _ in runs], "seconds": time.perf_counter() - t0,
             "validation": result}
 

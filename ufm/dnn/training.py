@@ -16,7 +16,9 @@ pure function of e, so on CPU a resumed run's records equal an uninterrupted run
 
 Records: the keys of :data:`RECORD_KEYS` (``epoch``, 0 = at initialization; ``split``: train,
 val, test; ``lr``; and the measures of ``ufm.dnn.evaluate``, which defines each), for the test
-split also ``reliability`` and ``reliability_ts``. Non-finite values are null.
+split also those of :data:`TEST_RECORD_KEYS` (``reliability``, ``reliability_ts`` and the errors
+under input noise ``error_noise_0.1``, ``error_noise_0.25``, ``error_noise_0.5``). Non-finite
+values are null.
 
 Multi-GPU: under ``torchrun`` (WORLD_SIZE > 1) the model is wrapped in
 DistributedDataParallel; every process draws the same epoch order
@@ -46,15 +48,18 @@ from ufm.records.runs import (CHECKPOINT, CONFIG, RECORDS, FolderLock, RunMismat
 from ufm.dnn.config import TrainConfig
 from ufm.dnn.data import load_dataset
 from ufm.dnn.distributed import Distributed, epoch_order, run_device
-from ufm.dnn.evaluate import TrainingDivergedError, evaluate_splits
+from ufm.dnn.evaluate import NOISE_KEYS, TrainingDivergedError, evaluate_splits
 from ufm.dnn.models import build_model
 
-__all__ = ["train", "TrainingDivergedError", "RunMismatchError", "RECORD_KEYS"]
+__all__ = ["train", "TrainingDivergedError", "RunMismatchError", "RECORD_KEYS", "TEST_RECORD_KEYS"]
 
 #: keys every record of metrics.jsonl has (the issue's minimum set and more)
 RECORD_KEYS = ("epoch", "split", "n", "lr", "loss", "nll", "error", "nc1", "nc2_h", "nc2_w", "nc3", "nc4",
                "w_norm", "h_norm", "b_norm", "logit_gap", "p_true", "p_off", "ece", "adaptive_ece",
                "temperature", "ece_ts", "adaptive_ece_ts", "nll_ts")
+#: keys that the test split's records have besides RECORD_KEYS (the train and val records do not):
+#: the reliability bins and the errors under input noise (``ufm.dnn.evaluate.NOISE_KEYS``)
+TEST_RECORD_KEYS = ("reliability", "reliability_ts", *NOISE_KEYS)
 
 
 @dataclass

@@ -53,6 +53,7 @@ __all__ = [
     "equinorm",
     "equiangularity",
     "class_statistics_balanced",
+    "nc1_rounding_floor",
     "fingerprint",
     "NC1_VARIANTS",
 ]
@@ -199,6 +200,33 @@ def class_statistics_balanced(H: torch.Tensor, per_class: int):
     sigma_w = R @ R.transpose(-1, -2) / N  # (..., d, d)
     _, centered, sigma_b = between(means)
     return means, centered, sigma_w, sigma_b
+
+
+def nc1_rounding_floor(H: torch.Tensor, per_class: int) -> torch.Tensor:
+    """The float64 floor of NC1 at UFM features ``H (..., d, N)`` (column i in class i // n).
+
+    NC1 reads Sigma_W through v^T Sigma_W v on the eigen-directions v of Sigma_B, and two
+    roundings bound how small a computed value can be: that of Sigma_W's entries, about machine
+    epsilon times the within-class scatter orthogonal to the span of the class means (which NC1
+    does not see, but which can be far larger than the scatter inside it), and that of the
+    features themselves, whose deviations cannot resolve below eps times their spread about the
+    global mean. The floor is both summed as NC1 sums them, (eps tr Sigma_W,perp + eps^2 tr
+    Sigma_T) sum_j 1/lambda_j / K, with Sigma_T the scatter about the global mean. A measured NC1
+    within a small factor of it is rounding, not collapse. Returns (...,)."""
+    H = H.to(torch.float64)
+    N = H.shape[-1]
+    K = N // per_class
+    Hk = H.reshape(*H.shape[:-1], K, per_class)  # (..., d, K, n)
+    means = Hk.mean(-1).transpose(-1, -2)  # (..., K, d)
+    R = (Hk - means.transpose(-1, -2).unsqueeze(-1)).reshape(*H.shape[:-1], N)  # (..., d, N)
+    _, centered, sigma_b = between(means)
+    lam, V, keep = between_span(sigma_b, K, centered)  # (..., r), (..., d, r), (..., r)
+    R_perp = R - V @ (V.transpose(-1, -2) @ R)  # (..., d, N): the deviations orthogonal to the span
+    perp = (R_perp ** 2).sum((-1, -2)) / N  # tr Sigma_W,perp, (...,)
+    total = ((H - means.mean(-2).unsqueeze(-1)) ** 2).sum((-1, -2)) / N  # tr Sigma_T, (...,)
+    inverse = torch.where(keep, 1 / torch.where(keep, lam, torch.ones_like(lam)), torch.zeros_like(lam)).sum(-1)
+    eps = torch.finfo(torch.float64).eps
+    return (eps * perp + eps ** 2 * total) * inverse / K
 
 
 def measures(statistics: ClassStatistics, weight: Optional[torch.Tensor] = None, *, nc4: Optional[float] = None,

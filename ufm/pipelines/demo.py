@@ -12,13 +12,18 @@ configuration and ufm version is reused, so an interrupted demo resumes where it
    and NC1 recorded along the way;
 5. ``conditioning``: Hessian spectra and condition numbers against alpha for several K
    under each definition (symbolic), and a symbolic-vs-numeric check;
-6. ``convergence``: gradient descent under the stated step-size rules, steps to each
+6. ``regimes``: the regime map of the conditioning claim (``ufm.analysis.regimes``: where in
+   s K label smoothing lowers the condition number, per definition, K, d-regime and
+   lambda_W/lambda_H) and where the conditioning stage's points lie on it;
+7. ``convergence``: gradient descent under the stated step-size rules, steps to each
    tolerance and measured vs predicted local rates;
-7. ``sweep``: a small sweep (``ufm sweep``) into ``OUT/sweep/``, resumable on its own;
-8. ``experiment``: the ``mnist1d-mlp`` experiment in short form (CE vs LS networks with NC
+8. ``sweep``: a small sweep (``ufm sweep``) into ``OUT/sweep/``, resumable on its own;
+9. ``experiment``: the ``mnist1d-mlp`` experiment in short form (CE vs LS networks with NC
    and calibration records, ``ufm experiment``) into ``OUT/experiment/``, and one UFM-style
    run on Gaussian data (``OUT/experiment-ufm/``) confronted with the closed form; both
-   resumable on their own.
+   resumable on their own;
+10. ``claims``: every claim of the paper judged on the records above (``ufm claims OUT``),
+    judged again on every run, since it reads the other stages' records.
 
 The figures and ``OUT/report.md`` are then built from the records alone
 (``ufm report OUT`` rebuilds them without re-running anything).
@@ -51,6 +56,8 @@ def demo_config(quick: bool = False) -> dict:
         "conditioning": {"classes": [3, 5, 10], "per_class": 10, "lambda_w": 5e-3, "lambda_h": 5e-3, "lambda_b": 0.0,
                          "alphas": [round(0.025 * i, 3) for i in range(0, 13, 2 if quick else 1)],
                          "numeric_check": {"num_classes": 4, "dim": 5, "per_class": 3, "alphas": [0.0, 0.1]}},
+        "regimes": {"classes": [3, 5, 10], "alpha_max": 0.3, "lambda_ratios": [1, 10, 100], "per_class": 10,
+                    "figure": {"K": 10, "lambda_ratio": 1}},
         "convergence": {"num_classes": 5, "per_class": 5, "dim": 5, "lambda_w": 5e-3, "lambda_h": 5e-3,
                         "lambda_b": 0.0, "alphas": [0.0, 0.1], "seeds": [0] if quick else [0, 1, 2],
                         "eps": [1e-3, 1e-6, 1e-9], "rules": ["local"] if quick else ["local", "common"],
@@ -147,6 +154,28 @@ def _conditioning(config: dict) -> dict:
             "agreement": agreement(pairs)}
 
 
+def _regimes(conditioning: dict):
+    """The regime map of the conditioning claim, and where the conditioning stage's points lie on it."""
+    def compute(config: dict) -> dict:
+        from ufm.analysis.regimes import regime_map, regime_of
+
+        c = config
+        regimes = regime_map(classes=c["classes"], alpha_max=c["alpha_max"], lambda_ratios=c["lambda_ratios"],
+                             per_class=c["per_class"])
+        points = {str(K): regime_of(UFMProblem.from_config(conditioning, num_classes=K, dim=K, alpha=0.0),
+                                    alphas=conditioning["alphas"]) for K in conditioning["classes"]}
+        return {"map": regimes, "points": points}
+    return compute
+
+
+def _claims(out: Path):
+    def compute(config: dict) -> dict:
+        from ufm.analysis.claims import evaluate_claims
+
+        return {"results": evaluate_claims([out])}
+    return compute
+
+
 def _convergence(config: dict) -> dict:
     from ufm.analysis.convergence import convergence
 
@@ -224,9 +253,12 @@ def run_demo(out, *, quick: bool = False, force: bool = False, log: Optional[Cal
     _stage(out, "alpha_sweep", cfg["alpha_sweep"], _alpha_sweep, force, log)
     _stage(out, "trajectory", cfg["trajectory"], _trajectory, force, log)
     _stage(out, "conditioning", cfg["conditioning"], _conditioning, force, log)
+    _stage(out, "regimes", cfg["regimes"], _regimes(cfg["conditioning"]), force, log)
     _stage(out, "convergence", cfg["convergence"], _convergence, force, log)
     _stage(out, "sweep", cfg["sweep"], _sweep(out), force, log)
     _stage(out, "experiment", cfg["experiment"], _experiment(out), force, log)
+    # the claims read the records of every stage above, so they are judged again on every run
+    _stage(out, "claims", {"folders": ["."]}, _claims(out), True, log)
     report = build_report(out)
     log(f"report: {report}")
     return report

@@ -8,7 +8,8 @@ result columns named by the functions below (``cf_logit_gap``, ``kappa_full``,
 from __future__ import annotations
 
 __all__ = ["CONFIG_COLUMNS", "CLOSED_FORM_QUANTITIES", "SOLVE_QUANTITIES", "CONVERGENCE_PREFIX", "closed_form_column",
-           "numeric_column", "kappa_column", "steps_column", "convergence_column", "convergence_steps_column"]
+           "numeric_column", "kappa_column", "steps_column", "steps_column_parts", "convergence_column",
+           "convergence_steps_column"]
 
 #: the configuration of a sweep point, in column order
 CONFIG_COLUMNS = ("num_classes", "per_class", "dim", "lambda_w", "lambda_h", "lambda_b", "alpha", "seed")
@@ -38,6 +39,21 @@ def kappa_column(definition: str, with_bias: bool = False) -> str:
 def steps_column(quantity: str, eps: float) -> str:
     """``steps_<quantity>_<eps>``: the first recorded step with ``quantity`` below ``eps``."""
     return f"steps_{quantity}_{eps:g}"
+
+
+def steps_column_parts(name: str):
+    """``(quantity, eps)`` of a :func:`steps_column` name, with or without the ``conv_`` prefix
+    (``conv_steps_grad_norm_1e-06`` -> ``("grad_norm", 1e-06)``); None for any other name
+    (``steps_recorded``, ``conv_lr``)."""
+    if name.startswith(CONVERGENCE_PREFIX):
+        name = name[len(CONVERGENCE_PREFIX):]
+    if not name.startswith("steps_"):
+        return None
+    quantity, _, eps = name[len("steps_"):].rpartition("_")
+    try:
+        return (quantity, float(eps)) if quantity else None
+    except ValueError:
+        return None
 
 
 def convergence_column(name: str) -> str:

@@ -3,7 +3,8 @@
 One function per figure of :data:`FIGURES`, each drawn from the runs that
 ``ufm.report.experiment.load_runs`` reads (each run's ``config.json`` and ``metrics.jsonl``)
 and the experiment's ``validation.json``; never re-runs anything and never edits a record.
-Curves are the mean over seeds per alpha, with the range over seeds shaded.
+Curves are the mean over seeds per alpha, with the range over seeds shaded, except in
+``nc1_vs_nc2.png``, which draws every run (one line per seed).
 """
 from __future__ import annotations
 
@@ -98,21 +99,34 @@ def _nc_vs_epoch(runs, alphas, col, validation):
     return fig
 
 
+def _run_series(run, split, keys):
+    """(epochs, one array per key) of the records of ``split`` in one run (null as NaN)."""
+    recs = [rec for rec in run["records"] if rec["split"] == split]
+    return [rec["epoch"] for rec in recs], [np.array([np.nan if rec.get(k) is None else rec[k] for rec in recs],
+                                                     dtype=float) for k in keys]
+
+
 def _nc1_vs_nc2(runs, alphas, col, validation):
-    """NC1 against NC2 along training."""
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+    """NC2 of the class means and of the classifier against NC1 (train), one line per run (seed),
+    coloured by alpha; a circle at the first record, a square at the last."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     for ax, key, title in ((axes[0], "nc2_h", "NC2 of class means"), (axes[1], "nc2_w", "NC2 of classifier")):
         for a in alphas:
-            e, nc1, _, _ = _series(runs, a, "train", "nc1")
-            _, nc2, _, _ = _series(runs, a, "train", key)
-            ax.plot(nc2, nc1, "-o", ms=2, color=col[a], label=_label(a))
-            if len(e):
-                ax.plot(nc2[-1:], nc1[-1:], "s", color=col[a])
-        ax.set_yscale("log")
-        ax.set_xlabel(title)
-        ax.set_ylabel("NC1")
+            for i, r in enumerate(sorted((r for r in runs if r["alpha"] == a), key=lambda r: r["seed"])):
+                _, (nc1, nc2) = _run_series(r, "train", ("nc1", key))
+                ax.plot(nc1, nc2, "-", lw=1, marker=".", ms=3, color=col[a], label=_label(a) if i == 0 else None)
+                if len(nc1):
+                    ax.plot(nc1[:1], nc2[:1], "o", ms=4, mfc="none", color=col[a])
+                    ax.plot(nc1[-1:], nc2[-1:], "s", ms=4, color=col[a])
+        ax.set_xscale("log")
+        ax.tick_params(axis="x", which="minor", labelsize=6)
+        ax.set_xlabel("NC1 (train)")
+        ax.set_ylabel(title + " (train)")
+        ax.set_title(f"{title} against NC1", fontsize=9)
     axes[0].legend(fontsize=7)
-    fig.suptitle("train split, one point per recorded epoch (square: last)", fontsize=9)
+    seeds = ", ".join(str(s) for s in sorted({r["seed"] for r in runs}))
+    fig.suptitle(f"NC2 against NC1 along training (train split), one line per seed (seeds {seeds}), colour by α; "
+                 "circle: first record, square: last", fontsize=9)
     return fig
 
 

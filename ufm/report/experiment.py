@@ -83,6 +83,11 @@ def experiment_markdown(out, runs: List[dict], validation: Dict) -> str:
              f"{len(runs)} runs (alphas {', '.join(f'{a:g}' for a in alphas)}; seeds {', '.join(map(str, seeds))}), "
              f"last recorded epoch {last_epoch}. Mean ± std over seeds of the last record of each run.", ""]
     lines += summary_table(runs)
+    if (out / "claims.json").is_file():
+        from ufm.report.claims import claims_markdown
+
+        lines += ["", "## Claims of the paper, judged on these runs", "",
+                  claims_markdown(read_json(out / "claims.json")["results"])]
     lines += ["", "## UFM predictions against the measurements", ""]
     lines += [validation_markdown(validation) if validation else "(no validation.json yet)", ""]
     lines += ["## Figures", ""] + [f"![{f}]({f})" for f in FIGURES] + [""]

@@ -11,7 +11,8 @@ from ufm.report import figures
 __all__ = ["build_report", "RECORDS"]
 
 #: the records a report is built from, in OUT/records/NAME.json
-RECORDS = ("derivation", "verify", "alpha_sweep", "trajectory", "conditioning", "convergence", "sweep", "experiment")
+RECORDS = ("derivation", "verify", "alpha_sweep", "trajectory", "conditioning", "regimes", "convergence", "sweep",
+           "experiment", "claims")
 
 
 def _fmt(x, digits=3) -> str:
@@ -101,61 +102,95 @@ def _trajectory_section(rec: dict) -> List[str]:
     return lines + [""]
 
 
-_VERDICT_TEXT = {"lower with LS": "lower with LS at every alpha > 0", "higher with LS": "higher with LS at every alpha > 0",
-                 "mixed": "lower at some alpha > 0, higher at others", "no CE baseline": "no CE baseline"}
+def _kappa_table(rec: dict) -> List[str]:
+    """The demo's points: per definition and K, the summarized verdict and the kappas compared."""
+    lines = ["| definition | " + " | ".join(f"K = {k}" for k in rec["summary"]) + " |",
+             "|---|" + "---|" * len(rec["summary"])]
+    for dfn in ("logits", "features", "classifier", "full", "full, b included"):
+        cells = []
+        for summ in rec["summary"].values():
+            v = summ.get(dfn)
+            if v is None:
+                cells.append("n/a")
+            elif v["kappa_ls"]:
+                hi = max(v["kappa_ls"], key=float)
+                cells.append(f"{v['verdict']} (CE {_fmt(v['kappa_ce'])}, alpha={hi}: {_fmt(v['kappa_ls'][hi])})")
+            else:
+                cells.append(v["verdict"])
+        if any(c != "n/a" for c in cells):
+            lines.append(f"| {dfn} | " + " | ".join(cells) + " |")
+    return lines
 
 
-def _conditioning_section(rec: dict, hessian_link: str) -> List[str]:
-    c = rec["config"]
+def _regime_cells(regimes: List[dict]) -> str:
+    """A run of regimes along s K: ``higher below 0.224, mixed to 0.365, lower above``."""
+    parts = []
+    for i, r in enumerate(regimes):
+        if len(regimes) == 1:
+            parts.append(f"{r['verdict']} everywhere")
+        elif i == 0:
+            parts.append(f"{r['verdict']} below {r['sK_to']:.3f}")
+        elif i == len(regimes) - 1:
+            parts.append(f"{r['verdict']} above {r['sK_from']:.3f}")
+        else:
+            parts.append(f"{r['verdict']} to {r['sK_to']:.3f}")
+    return ", ".join(parts)
+
+
+def _map_table(rec: dict, ratio: float) -> List[str]:
+    """The regime map at lambda_W / lambda_H = ``ratio``: per definition and d-regime, the verdict
+    along s K for each K."""
+    regimes = rec["map"]
+    Ks = sorted({r["K"] for r in regimes})
+    lines = [f"| definition | d | " + " | ".join(f"K = {K}" for K in Ks) + " |", "|---|---|" + "---|" * len(Ks)]
+    for dfn in dict.fromkeys(r["definition"] for r in regimes):
+        for d_regime in ("K-1", ">=K"):
+            cells = [_regime_cells([r for r in regimes if (r["definition"], r["d_regime"], r["K"]) == (dfn, d_regime, K)
+                                    and r["lambda_ratio"] == ratio]) for K in Ks]
+            lines.append(f"| {dfn} | {'K-1' if d_regime == 'K-1' else '>= K'} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _point_lines(rec: dict) -> List[str]:
+    """Where the demo's points lie on the map."""
+    lines = []
+    for K, defs in rec["points"].items():
+        first = next(iter(defs.values()))
+        cells = []
+        for dfn, pt in defs.items():
+            r = pt["regime"]
+            cells.append(f"`{dfn}` {r['verdict']} (s K in [{r['sK_from']:.3f}, {r['sK_to']:.3f}))" if r else
+                         f"`{dfn}`: {pt['note']}")
+        lines.append(f"- K = {K}: s K = {first['sK']:.3f}, d {first['d_regime'].replace('>=K', '>= K')}, "
+                     f"lambda_W/lambda_H = {first['lambda_ratio']:g}, alphas {first['alphas']}: " + "; ".join(cells))
+    return lines
+
+
+def _conditioning_section(rec: dict, regimes: dict, hessian_link: str) -> List[str]:
+    c, m = rec["config"], regimes["config"]
+    ratio = m["figure"]["lambda_ratio"]
     lines = ["## 5. Conditioning: Hessian spectra at the minimizers", "",
              "The claim under test: at the global minimizer, label smoothing gives a lower condition number than "
              "cross-entropy. The condition number depends on which Hessian is meant, so four are computed (README, "
              "Conditioning): `logits` (per-sample loss in the logits), `features` (f in H at W*), `classifier` "
              "(f in W at H*) and `full` (f in (W, H), b too when lambda_b > 0; condition number off the rotation "
-             "null space). Spectra are the symbolic ones of " + hessian_link + " "
-             f"(d = K, n = {c['per_class']}, lambda_W = {c['lambda_w']}, lambda_H = {c['lambda_h']}, "
-             f"lambda_b = {c['lambda_b']}).", "", "![conditioning](fig_conditioning.png)", "",
-             "| definition | " + " | ".join(f"K = {k}" for k in rec["summary"]) + " |",
-             "|---|" + "---|" * len(rec["summary"])]
-    verdicts = {}
-    for dfn in ("logits", "features", "classifier", "full", "full, b included"):
-        cells = []
-        for K, summ in rec["summary"].items():
-            v = summ.get(dfn)
-            if v is None:
-                cells.append("n/a")
-                continue
-            verdicts.setdefault(dfn, set()).add(v["verdict"])
-            if v["kappa_ls"]:
-                hi = max(v["kappa_ls"], key=float)
-                cells.append(f"{v['verdict']} (CE {_fmt(v['kappa_ce'])}, alpha={hi}: {_fmt(v['kappa_ls'][hi])})")
-            else:
-                cells.append(v["verdict"])
-        if dfn in verdicts:
-            lines.append(f"| {dfn} | " + " | ".join(cells) + " |")
-    v = rec["verdicts"]
-    support, against, mixed, unknown = v["support"], v["against"], v["mixed"], v["unknown"]
-
-    def names(ds):
-        quoted = [f"`{d}`" for d in ds]
-        text = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
-        return text + (" Hessians" if len(ds) > 1 else " Hessian")
-
-    lines += ["", "**In plain words.** "
-              + (f"The claim holds for the {names(support)} (condition number lower with LS at every alpha and "
-                 "K computed). " if support else "No definition supports the claim at every alpha and K computed. ")
-              + (f"It fails for the {names(against)}: there the condition number is higher with label smoothing "
-                 "at every alpha > 0. " if against else "")
-              + (f"For the {names(mixed)} the answer depends on alpha or K. " if mixed else "")
-              + (f"For the {names(unknown)} no verdict: a condition number is undefined or CE (alpha = 0) is "
-                 "missing. " if unknown else "")
-              + ("With lambda_b = 0 the `full` Hessian leaves b out (its minimizers form the line b0 1); "
-                 "`full, b included` keeps b as a variable, with the shift b0 1 as one more null direction, and "
-                 "its verdict can differ." if "full, b included" in verdicts else ""), ""]
-    chk = rec["numeric_check"]
-    nc = c["numeric_check"]
-    agree = rec["agreement"]
-    lines += [f"Symbolic against numeric spectra (K = {nc['num_classes']}, d = {nc['dim']}, n = {nc['per_class']}, "
+             "null space; `full, b included` keeps b as a variable when lambda_b = 0). Spectra are the symbolic "
+             "ones of " + hessian_link + ". The answer depends on where a configuration lies: the regime map "
+             "below gives, for each definition, the verdict along s K = K sqrt(n lambda_W lambda_H) over every "
+             f"alpha in (0, {m['alpha_max']:g}] below the threshold (`ufm conditioning --map`; crossovers by "
+             "root-finding on the derived condition numbers). At lambda_W / lambda_H = "
+             f"{ratio:g} (n = {m['per_class']}, which only `full, b included` depends on):", ""]
+    lines += _map_table(regimes, ratio)
+    lines += ["", f"![regime map](fig_regimes.png)", "",
+              "The logits condition number is K p_true: it involves no W, H or d, so it says nothing about gradient "
+              "descent on (W, H). The map for the other ratios (" + ", ".join(f"{r:g}" for r in m["lambda_ratios"])
+              + f") is in `records/regimes.json`; the claims table at the top judges the claim on the whole map.", "",
+              f"The demo's own points (d = K, n = {c['per_class']}, lambda_W = {c['lambda_w']}, lambda_H = "
+              f"{c['lambda_h']}, lambda_b = {c['lambda_b']}, alpha in {c['alphas']}) lie in these regimes, and at "
+              "them the condition numbers compare as follows; one point per K says nothing beyond its regime:", ""]
+    lines += _point_lines(regimes) + ["", "![conditioning](fig_conditioning.png)", ""] + _kappa_table(rec)
+    chk, nc, agree = rec["numeric_check"], c["numeric_check"], rec["agreement"]
+    lines += ["", f"Symbolic against numeric spectra (K = {nc['num_classes']}, d = {nc['dim']}, n = {nc['per_class']}, "
               f"alpha in {nc['alphas']}, minimizer by L-BFGS, dense Hessians by autodiff): the largest eigenvalue "
               f"difference, relative to the largest eigenvalue, is {_fmt(agree['max_eigenvalue_error'])}; null-space "
               f"dimensions {'agree' if agree['null_dims_agree'] else 'DISAGREE'}.", "",
@@ -207,13 +242,14 @@ def _rates_paragraphs(summ: dict) -> List[str]:
         band = summ["nc1_band"]
         which = {k: [f"alpha = {v['alpha']:g} ({v['rule']})" for v in summ["nc1"] if v["verdict"] == k]
                  for k in ("agrees", "slower", "faster")}
-        lines += ["", "NC1 sees only the within-class scatter inside the span of the class means, so the "
-                  "within-class eigenvalues there (hessian.md) predict its rate, max abs(1 - lr mu)^2. "
+        lines += ["", "NC1 sees only the within-class scatter inside the span of the class means. Its predicted "
+                  "rate is the square of the slower of the in-span within-class mode (hessian.md) and, at d >= K, "
+                  "the product mode abs(1 - lr lambda_H) abs(1 - lr (lambda_W + lambda_H)) "
+                  "(derivations/convergence.md). "
                   + (f"The measured NC1 rate agrees with it to {band:.0%} of 1 - rate for {', '.join(which['agrees'])}. "
                      if which["agrees"] else "")
-                  + (f"NC1 contracts more slowly than predicted for {', '.join(which['slower'])}: there it is limited "
-                     "by a slower mode than the in-span within-class one, which this prediction does not capture. "
-                     if which["slower"] else "")
+                  + (f"NC1 contracts more slowly than predicted for {', '.join(which['slower'])}: a mode slower than "
+                     "both is at work there. " if which["slower"] else "")
                   + (f"NC1 contracts faster than predicted for {', '.join(which['faster'])}. " if which["faster"] else "")]
     return lines
 
@@ -229,7 +265,7 @@ def _convergence_section(rec: dict) -> List[str]:
              "The measured rate is fitted to log ||grad f|| where it is below "
              f"{c['fit_below']:g}.", "", "![convergence](fig_convergence.png)", "",
              "| rule | alpha | lr | lr L* | kappa (full) | 1 - 1/kappa | predicted max abs(1 - lr mu) | measured (mean) | "
-             "NC1 rate predicted (within-class, span) | NC1 rate measured | "
+             "NC1 rate predicted | NC1 rate measured | "
              + " | ".join(f"steps {q} < {e:g}" for q in ("nc1", "orbit") for e in c["eps"]) + " |",
              "|---|---|---|---|---|---|---|---|---|---|" + "---|" * (2 * len(c["eps"]))]
     for pr in rec["predictions"]:
@@ -281,45 +317,69 @@ def _experiment_section(rec: dict, out: Path) -> List[str]:
     return lines
 
 
-def build_report(out) -> Path:
-    """Build the figures and ``report.md`` in ``out`` from ``out/records/*.json``."""
-    out = Path(out)
-    rec = {name: read_json(out / "records" / f"{name}.json")
-           for name in RECORDS}
+def _claims_section(rec: dict) -> List[str]:
+    from ufm.report.claims import claims_markdown
+
+    return ["## Claims of the paper, judged on this demo's records", "",
+            "Each claim is judged by `ufm.analysis.claims` on the records below (`ufm claims` prints the same). "
+            "The network claims need 5 seeds or more (the fewest with which the exact sign test can reach a "
+            "verdict) and runs in the terminal phase; the demo's short experiment has neither, so they come out "
+            "inconclusive or not applicable here, with the reason. `ufm experiment mnist1d-mlp` (5 seeds, 200 "
+            "epochs) and then `ufm claims ufm-experiments/mnist1d-mlp` judge them on full evidence.", "",
+            claims_markdown(rec["results"]), ""]
+
+
+def _header(rec: dict, out: Path) -> List[str]:
+    env, d = rec["verify"]["environment"], rec["derivation"]
+    return ["# ufm demo report", "",
+            f"Built from `records/*.json` alone (rebuild with `ufm report {out}`). ufm {env['ufm']}, "
+            f"torch {env['torch']}, Python {env['python']}, {env['platform']}"
+            + (f", GPU {env['cuda']}" if env.get("cuda") else ", CPU") + ".", "",
+            "Conventions: f(W, H, b) = (1/N) sum_i L(W h_i + b, y_i) + (lambda_W/2)||W||_F^2 + "
+            "(lambda_H/2)||H||_F^2 + (lambda_b/2)||b||^2 with the label-smoothed target (1 - alpha) e_y + "
+            "(alpha/K) 1 (alpha = 0: cross-entropy); NC1 = tr(Sigma_W Sigma_B^+)/K with the global mean taken "
+            "as the mean of the class means.", ""] + _claims_section(rec["claims"]) + [
+            "## 1. The closed-form minimizer", "",
+            "Derived symbolically under the neural-collapse ansatz (full derivation: [derivation.md](derivation.md)), "
+            "with s = sqrt(n lambda_W lambda_H):", "",
+            "$$\\Delta^\\star = " + d["latex"]["logit_gap"] + "$$", "",
+            "$$p_{\\mathrm{true}}^\\star = " + d["latex"]["p_true"] + ", \\quad p_{\\mathrm{off}}^\\star = "
+            + d["latex"]["p_off"] + "$$", "",
+            "The nonzero minimizer exists iff $s < " + d["latex"]["threshold"] + "$. For cross-entropy "
+            "(alpha = 0): $\\Delta^\\star = " + d["latex_ce"]["logit_gap"] + "$, threshold $s < "
+            + d["latex_ce"]["threshold"] + "$.", ""]
+
+
+def _figures(rec: dict, out: Path) -> List[Path]:
+    """The demo's figures from its records; returns the sweep's."""
+    from ufm.report.regime_figures import regime_figure
+    from ufm.report.sweep_figures import plot_sweep
+
     figures.plot_verify(rec["verify"], out / "fig_verify.png")
     figures.plot_alpha_sweep(rec["alpha_sweep"], out / "fig_alpha.png")
     figures.plot_trajectory(rec["trajectory"], out / "fig_trajectory.png")
     figures.plot_conditioning(rec["conditioning"], out / "fig_conditioning.png")
-    figures.plot_convergence(rec["convergence"], out / "fig_convergence.png", rule=rec["convergence"]["settings"]["rules"][0])
+    m = rec["regimes"]["config"]
+    regime_figure(out / "fig_regimes.png", K=m["figure"]["K"], lambda_ratio=m["figure"]["lambda_ratio"],
+                  per_class=m["per_class"], alpha_max=m["alpha_max"])
+    figures.plot_convergence(rec["convergence"], out / "fig_convergence.png",
+                             rule=rec["convergence"]["settings"]["rules"][0])
     figures.plot_rates(rec["convergence"], out / "fig_rates.png")
-    from ufm.report.sweep_figures import plot_sweep
+    return plot_sweep(out / rec["sweep"]["folder"])
 
-    sweep_figs = plot_sweep(out / rec["sweep"]["folder"])
-    env = rec["verify"]["environment"]
-    d = rec["derivation"]
-    lines = ["# ufm demo report", "",
-             f"Built from `records/*.json` alone (rebuild with `ufm report {out}`). ufm {env['ufm']}, "
-             f"torch {env['torch']}, Python {env['python']}, {env['platform']}"
-             + (f", GPU {env['cuda']}" if env.get("cuda") else ", CPU") + ".", "",
-             "Conventions: f(W, H, b) = (1/N) sum_i L(W h_i + b, y_i) + (lambda_W/2)||W||_F^2 + "
-             "(lambda_H/2)||H||_F^2 + (lambda_b/2)||b||^2 with the label-smoothed target (1 - alpha) e_y + "
-             "(alpha/K) 1 (alpha = 0: cross-entropy); NC1 = tr(Sigma_W Sigma_B^+)/K with the global mean taken "
-             "as the mean of the class means.", "",
-             "## 1. The closed-form minimizer", "",
-             "Derived symbolically under the neural-collapse ansatz (full derivation: [derivation.md](derivation.md)), "
-             "with s = sqrt(n lambda_W lambda_H):", "",
-             "$$\\Delta^\\star = " + d["latex"]["logit_gap"] + "$$", "",
-             "$$p_{\\mathrm{true}}^\\star = " + d["latex"]["p_true"] + ", \\quad p_{\\mathrm{off}}^\\star = "
-             + d["latex"]["p_off"] + "$$", "",
-             "The nonzero minimizer exists iff $s < " + d["latex"]["threshold"] + "$. For cross-entropy "
-             "(alpha = 0): $\\Delta^\\star = " + d["latex_ce"]["logit_gap"] + "$, threshold $s < "
-             + d["latex_ce"]["threshold"] + "$.", ""]
+
+def build_report(out) -> Path:
+    """Build the figures and ``report.md`` in ``out`` from ``out/records/*.json``."""
+    out = Path(out)
+    rec = {name: read_json(out / "records" / f"{name}.json") for name in RECORDS}
+    sweep_figs = _figures(rec, out)
+    lines = _header(rec, out)
     lines += _verify_section(rec["verify"])
     lines += _alpha_section(rec["alpha_sweep"])
     lines += _trajectory_section(rec["trajectory"])
     link = ("[hessian.md](hessian.md)" if rec["derivation"].get("hessian_markdown") else
             "`derivations/hessian.md` (not written by the quick demo; `ufm derive --hessian --markdown` prints it)")
-    lines += _conditioning_section(rec["conditioning"], link)
+    lines += _conditioning_section(rec["conditioning"], rec["regimes"], link)
     lines += _convergence_section(rec["convergence"])
     lines += _sweep_section(rec["sweep"], sweep_figs, out)
     lines += _experiment_section(rec["experiment"], out)

@@ -15,7 +15,7 @@ from ufm._core.io import to_jsonable
 
 __all__ = ["json_text", "problem_text", "closed_form_lines", "solve_lines", "verify_lines", "conditioning_lines",
            "convergence_lines", "train_lines", "experiment_list_lines", "experiment_done_line", "sweep_status_line",
-           "sweep_done_line"]
+           "sweep_done_line", "regime_map_lines", "regime_point_lines", "LOGITS_NOTE"]
 
 
 def json_text(obj) -> str:
@@ -113,9 +113,11 @@ def _verdict_lines(summary: Mapping[str, Mapping]) -> List[str]:
     return lines
 
 
-def conditioning_lines(problem: Mapping, spectra: Iterable, summary: Mapping[str, Mapping]) -> List[str]:
-    """The spectra of ``conditioning`` (one row per alpha, definition and source) and the
-    verdicts of ``summarize``; ``problem``: the problem's ``to_dict()``."""
+def conditioning_lines(problem: Mapping, spectra: Iterable, summary: Mapping[str, Mapping],
+                       where: Optional[Mapping[str, Mapping]] = None) -> List[str]:
+    """The spectra of ``conditioning`` (one row per alpha, definition and source), where the point
+    lies on the regime map (``where``: ``ufm.analysis.regimes.regime_of``, if given) and the verdicts
+    of ``summarize``; ``problem``: the problem's ``to_dict()``."""
     lines = [f"Hessian spectra at the minimizer: {problem_text(problem)} (README, Conditioning)",
              f"  {'alpha':>6} {'definition':<10} {'source':<8} {'kappa':>12} {'null':>5} {'min nonzero':>12} "
              f"{'max':>12} {'distinct':>8}"]
@@ -123,7 +125,7 @@ def conditioning_lines(problem: Mapping, spectra: Iterable, summary: Mapping[str
         kappa, null, low, top, count = _spectrum_cells(s)
         lines.append(f"  {s.alpha:>6g} {s.definition:<10} {s.source:<8} {kappa:>12} {null:>5} {low:>12} "
                      f"{top:>12.6g} {count:>8}")
-    return lines + _verdict_lines(summary)
+    return lines + (regime_point_lines(where) if where else []) + _verdict_lines(summary)
 
 
 def convergence_lines(out: Mapping) -> List[str]:
@@ -187,3 +189,67 @@ def experiment_list_lines(experiments: Iterable[tuple]) -> List[str]:
 def experiment_done_line(result: Mapping, out) -> str:
     """``run_experiment``'s result and where its report is."""
     return f"{len(result['runs'])} runs in {result['seconds']:.1f} s -> {Path(out) / 'report.md'}"
+
+
+# -- regime maps of the conditioning claim ------------------------------------------------------
+
+#: what the logits condition number can and cannot say (derivations/conditioning.md, step 2)
+LOGITS_NOTE = ("the logits kappa (K p_true) involves no W, H or d: it says nothing about gradient descent on "
+               "(W, H), whose Hessians are features, classifier and full")
+
+
+def _interval(r: Mapping) -> str:
+    """``(0, 0.1419)``, ``[0.1419, 0.3015)``, ``[0.3015, 1)`` of a regime."""
+    left = "(" if r["sK_from"] == 0 else "["
+    return f"{left}{r['sK_from']:.4g}, {r['sK_to']:.4g})"
+
+
+def _regime_dim(d_regime: str) -> str:
+    return "d = K-1" if d_regime == "K-1" else "d >= K"
+
+
+def regime_map_lines(regimes: Sequence[Mapping]) -> List[str]:
+    """``regime_map``'s regimes, one a line: definition, K, d-regime, lambda_W/lambda_H, the interval of
+    s K and the verdict, with what changes sign at its right end."""
+    if not regimes:
+        return []
+    r0 = regimes[0]
+    lines = [f"Regime map of the conditioning claim (derivations/conditioning.md): kappa(alpha) against kappa(0) "
+             f"(CE) at every alpha in (0, {r0['alpha_max']:g}] below the threshold s K < 1 - alpha, "
+             "s = sqrt(n lambda_W lambda_H)",
+             "  lower / higher: LS lowers / raises kappa at every such alpha; mixed: lower at some, higher at "
+             "others; equal: the same at every one; W/H: lambda_W/lambda_H; n: per class, where kappa depends on it",
+             f"  {'definition':<17} {'K':>4}  {'d':<7} {'W/H':>5} {'n':>5}  {'s K':<18} {'verdict':<7}  "
+             "boundary at the right end"]
+    for r in regimes:
+        n = "-" if r["per_class"] is None else str(r["per_class"])
+        lines.append(f"  {r['definition']:<17} {r['K']:>4}  {r['d_regime']:<7} {r['lambda_ratio']:>5g} {n:>5}  "
+                     f"{_interval(r):<18} {r['verdict']:<7}  {r['boundary_to'] or ''}".rstrip())
+    if any(r["definition"] == "logits" for r in regimes):
+        lines.append(f"  note: {LOGITS_NOTE}")
+    return lines
+
+
+def regime_point_lines(where: Mapping[str, Mapping]) -> List[str]:
+    """Where one point lies on the regime map (``regime_of``): per definition its regime and the alphas
+    the verdicts below were taken over."""
+    if not where:
+        return []
+    w0 = next(iter(where.values()))
+    alphas = ", ".join(f"{a:g}" for a in w0["alphas"]) or "none"
+    lines = [f"Where this point lies on the regime map (ufm conditioning --map; derivations/conditioning.md): "
+             f"s K = {w0['sK']:.6g}, {_regime_dim(w0['d_regime'])}, lambda_W/lambda_H = {w0['lambda_ratio']:g}. "
+             f"The verdicts below compare CE with alpha = {alphas} only; a regime's verdict is over every alpha "
+             "in its range below the threshold"]
+    if w0["alphas_past_threshold"]:
+        past = ", ".join(f"{a:g}" for a in w0["alphas_past_threshold"])
+        lines.append(f"  alpha = {past}: past the threshold (W = H = 0), not on the map")
+    for dfn, w in where.items():
+        r = w["regime"]
+        if r is None:
+            lines.append(f"  {dfn + ':':<17} not on the map: {w['note']}")
+            continue
+        lines.append(f"  {dfn + ':':<17} s K in {_interval(r)}: {r['verdict']} over alpha in (0, {w['alpha_max']:g}]")
+    if "logits" in where:
+        lines.append(f"  note: {LOGITS_NOTE}")
+    return lines

@@ -80,7 +80,7 @@ def _experiment_flags(p: Parser) -> None:
     p.add_argument("--out", default=None, help="output folder (default ufm-experiments/NAME)")
     p.add_argument("--list", action="store_true", help="list the bundled experiments and exit")
     add_flag(p, "--epochs", param="epochs", constraint=CONSTRAINTS["epochs"], default=None,
-             help="override the epochs of every run")
+             help="override the epochs of every run; the learning-rate milestones are scaled with them")
     add_flag(p, "--seeds", param="seeds", constraint=COUNT, default=None, help="override: seeds 0..N-1")
     add_flag(p, "--workers", param="workers", constraint=WORKERS, default=None,
              help="worker processes (default one per CPU, at most one per run; 0: one run at a time here)")
@@ -103,13 +103,33 @@ def _experiment(args):
         spec = load_experiment(args.experiment)
     except InvalidParameterError as e:
         raise UsageError(str(e)) from None
-    changes = {k: v for k, v in (("epochs", args.epochs), ("device", args.device), ("data_dir", args.data_dir))
-               if v is not None}
+    if args.epochs is not None:
+        scaled = spec.with_epochs(args.epochs)
+        for line in _milestone_lines(spec, scaled):
+            _log(line)
+        spec = scaled
+    changes = {k: v for k, v in (("device", args.device), ("data_dir", args.data_dir)) if v is not None}
     if changes:
         spec = spec.override(**changes)
     if args.seeds is not None:
         spec = spec.with_seeds(args.seeds)
     return spec
+
+
+def _milestone_lines(spec, scaled) -> list:
+    """One line per milestone list that ``--epochs`` changed (or left as it was, when the grid varies epochs)."""
+    from ufm.dnn.config import TrainConfig
+
+    old, new = spec.base.get("epochs", TrainConfig().epochs), scaled.base["epochs"]
+    lines = []
+    for where, table, after in (("", spec.base, scaled.base), ("grid ", spec.grid, scaled.grid)):
+        if table.get("milestones") and "epochs" in spec.grid:
+            lines.append(f"ufm experiment: --epochs {new}: the {where}learning-rate milestones "
+                         f"{table['milestones']} are not scaled (the grid varies epochs)")
+        elif table.get("milestones") and list(table["milestones"]) != list(after["milestones"]):
+            lines.append(f"ufm experiment: --epochs {new}: the {where}learning-rate milestones are scaled from "
+                         f"{list(table['milestones'])} (of {old} epochs) to {list(after['milestones'])}")
+    return lines
 
 
 def experiment_command(args) -> int:

@@ -10,7 +10,7 @@ import sys
 import time
 
 from ufm._core.validation import ALPHA, ListOf
-from ufm.cli.parser import COUNT, SEED, Commands, Parser, add_flag, device_of, dtype_of
+from ufm.cli.parser import COUNT, SEED, Commands, Parser, UsageError, add_flag, allow_list, device_of, dtype_of
 
 __all__ = ["add_parser", "problem_flags", "problem_of"]
 
@@ -162,10 +162,23 @@ def verify_command(args) -> int:
 
 def _conditioning_flags(p: Parser) -> None:
     from ufm.analysis.conditioning import conditioning
+    from ufm.analysis.regimes import regime_map
 
     c = conditioning.constraints
     names = c["definitions"].item.names
     problem_flags(p)
+    allow_list(p, "num_classes")  # -K 3,5,10 with --map
+    p.set_defaults(num_classes=None)  # not given: 10 for one point, 3,5,10,100 for --map
+    g = p.add_argument_group("regime map (derivations/conditioning.md)")
+    g.add_argument("--map", action="store_true",
+                   help="print the regime map instead: over s K in (0, 1), per definition, K (-K takes a list, "
+                        "default 3,5,10,100), d-regime and lambda_W/lambda_H, whether LS lowers kappa at every "
+                        "alpha in (0, --alpha-max] below the threshold; -n enters 'full, b included' only")
+    rc = regime_map.constraints
+    add_flag(p, "--alpha-max", param="alpha_max", constraint=rc["alpha_max"], group=g, default=None,
+             help="with --map: the largest alpha compared with CE, in (0, 1) (default 0.3)")
+    add_flag(p, "--lambda-ratio", param="lambda_ratios", constraint=rc["lambda_ratios"], group=g, default=None,
+             help="with --map: comma-separated values of lambda_W/lambda_H, > 0 (default 1,10,100)")
     add_flag(p, "--alphas", param="alphas", constraint=_ALPHAS, default=None,
              help="comma-separated smoothing factors in [0, 1) (default: --alpha)")
     add_flag(p, "--definitions", param="definitions", constraint=c["definitions"], default=",".join(names),
@@ -185,18 +198,58 @@ def _conditioning_flags(p: Parser) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per (alpha, definition, source)")
 
 
+#: the flags a single-point ``ufm conditioning`` does not take, and those ``--map`` does not
+_MAP_ONLY = (("alpha_max", "--alpha-max"), ("lambda_ratios", "--lambda-ratio"))
+_POINT_ONLY = (("alphas", "--alphas"), ("dim", "-d/--dim"), ("numeric", "--numeric"))
+
+
 def conditioning_command(args) -> int:
     from ufm.analysis.conditioning import conditioning, summarize
+    from ufm.analysis.regimes import regime_of
     from ufm.report.text import conditioning_lines, json_text
 
+    if args.map:
+        return _regime_map_command(args)
+    for dest, flag in _MAP_ONLY:
+        if getattr(args, dest) is not None:
+            raise UsageError(f"{flag} applies only with --map")
+    if isinstance(args.num_classes, list):
+        raise UsageError(f"-K/--num-classes takes one value without --map. Got {args.num_classes!r} instead.")
+    args.num_classes = 10 if args.num_classes is None else args.num_classes
     problem = problem_of(args)
     spectra = conditioning(problem, alphas=args.alphas, definitions=args.definitions, numeric=args.numeric,
                            seed=args.seed, solver_tol=args.solver_tol, null_rtol=args.null_rtol,
                            max_bytes=int(args.max_gib * 2**30), device=device_of(args.device))
     if args.json:
         print(json_text([s.to_dict() for s in spectra]))
-    else:
-        print("\n".join(conditioning_lines(problem.to_dict(), spectra, summarize(spectra))))
+        return 0
+    summary = summarize(spectra)
+    compared = [d for d in summary if summary[d]["kappa_ls"]]  # the definitions with an alpha > 0
+    where = regime_of(problem, alphas=args.alphas, definitions=compared) if compared else None
+    print("\n".join(conditioning_lines(problem.to_dict(), spectra, summary, where)))
+    return 0
+
+
+def _regime_map_command(args) -> int:
+    """``ufm conditioning --map``: the regimes of :func:`ufm.analysis.regimes.regime_map`."""
+    from ufm.analysis.regimes import regime_map
+    from ufm.report.text import json_text, regime_map_lines
+    from ufm.theory.keys import WITH_BIAS
+
+    for dest, flag in _POINT_ONLY:
+        if getattr(args, dest):
+            raise UsageError(f"{flag} does not apply with --map (the map covers every s K and alpha)")
+    for names, param, default, _ in _PROBLEM_FLAGS:
+        if param in ("alpha", "lambda_w", "lambda_h", "lambda_b") and getattr(args, param) != default:
+            raise UsageError(f"{names[0]} does not apply with --map (its axes are s K = K sqrt(n lambda_W lambda_H) "
+                             "and lambda_W/lambda_H; see --lambda-ratio, --alpha-max)")
+    classes = args.num_classes if isinstance(args.num_classes, list) else [args.num_classes]
+    classes = [3, 5, 10, 100] if args.num_classes is None else classes
+    definitions = list(args.definitions) + ([WITH_BIAS] if "full" in args.definitions else [])
+    regimes = regime_map(classes=classes, alpha_max=0.3 if args.alpha_max is None else args.alpha_max,
+                         lambda_ratios=[1, 10, 100] if args.lambda_ratios is None else args.lambda_ratios,
+                         definitions=definitions, per_class=args.per_class)
+    print(json_text(regimes) if args.json else "\n".join(regime_map_lines(regimes)))
     return 0
 
 

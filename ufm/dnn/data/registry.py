@@ -83,12 +83,18 @@ class Dataset:
     config: dict = field(default_factory=dict)
 
     def describe(self) -> dict:
-        """Name, K, input shape, split sizes, source and config, as plain JSON types."""
+        """Name, K, input shape, split sizes, samples per class of each split (``class_counts``:
+        ``{"train": [n_0, ..., n_{K-1}], "val": [...], "test": [...]}``, after subsampling and the
+        validation split, so that a run's ``config.json`` says whether its training set is
+        balanced), source and config, as plain JSON types."""
+        splits = {"train": self.y_train, "val": self.y_val, "test": self.y_test}
         return {
             "name": self.name,
             "num_classes": int(self.num_classes),
             "input_shape": [int(s) for s in self.input_shape],
-            "sizes": {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)},
+            "sizes": {k: len(y) for k, y in splits.items()},
+            "class_counts": {k: [int(c) for c in torch.bincount(y, minlength=self.num_classes)]
+                             for k, y in splits.items()},
             "source": self.source,
             "config": dict(self.config),
         }

@@ -15,8 +15,9 @@ from ufm._core.validation import InvalidParameterError
 
 __all__ = ["STREAMS", "rng", "per_class", "stratified_split", "as_float", "statistics"]
 
-#: one independent random stream per purpose: rng = default_rng([seed, stream])
-STREAMS = {"generate": 0, "subsample_train": 1, "subsample_test": 2, "validation": 3}
+#: one independent random stream per purpose: rng = default_rng([seed, stream]); ``input_noise`` is
+#: the test split's input noise of the robustness records (``ufm.dnn.evaluate.input_noise``)
+STREAMS = {"generate": 0, "subsample_train": 1, "subsample_test": 2, "validation": 3, "input_noise": 4}
 _STD_FLOOR = 1e-6
 _CHUNK = 4096  # samples per chunk when computing statistics in float64
 

@@ -53,7 +53,8 @@ from ufm.theory.symbolic.pattern_sums import PatternSums, delta, unit, zero1, ze
 from ufm.theory.symbolic.steps import Step, steps_markdown, steps_text
 from ufm.theory.symbolic.symbols import K, alpha, lambda_b, lambda_H, lambda_W, n, rho_h, rho_w, s
 
-__all__ = ["PatternSums", "Component", "HessianDerivation", "derive_hessian", "DEFINITIONS", "HESSIAN_TITLE",
+__all__ = ["PatternSums", "Component", "HessianDerivation", "derive_hessian", "collapsed_spectra", "DEFINITIONS",
+           "HESSIAN_TITLE",
            "hessian_to_markdown", "hessian_to_python", "hessian_to_text", "spectrum_key"]
 
 d = sp.Symbol("d", positive=True, integer=True)
@@ -421,6 +422,19 @@ def _closing_steps(steps: List[Step]) -> None:
 
 
 @lru_cache(maxsize=None)
+def _collapsed_spectra() -> Dict[str, List[Component]]:
+    spectra: Dict[str, List[Component]] = {}
+    _branch_spectra(False, _representations(), _logits_step([]), spectra)
+    return spectra
+
+
+def collapsed_spectra() -> Dict[str, List[Component]]:
+    """The spectra of the collapsed branch alone (the keys ``spectrum_key(dfn, False, ...)``), as
+    :func:`derive_hessian` derives them, without the trivial branch (for ``ufm.theory.symbolic.conditioning``)."""
+    return dict(_collapsed_spectra())
+
+
+@lru_cache(maxsize=None)
 def derive_hessian() -> HessianDerivation:
     """Derive the spectra of the four operators on both branches (module docstring)."""
     steps: List[Step] = []
@@ -428,9 +442,8 @@ def derive_hessian() -> HessianDerivation:
     eig_logits = _logits_step(steps)
     _subspaces_step(steps)
     reps = _representations()
-    spectra: Dict[str, List[Component]] = {}
-    for trivial in (False, True):
-        _branch_spectra(trivial, reps, eig_logits, spectra)
+    spectra: Dict[str, List[Component]] = collapsed_spectra()
+    _branch_spectra(True, reps, eig_logits, spectra)
     steps += _block_steps(spectra)
     _closing_steps(steps)
     return HessianDerivation(steps=steps, spectra=spectra)
