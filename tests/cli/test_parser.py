@@ -151,6 +151,16 @@ def test_train_flags_override_the_config_file(tmp_path):
     assert config.model_options == {"width": 8, "depth": 2} and config.dataset_options == {"download": True}
 
 
+@pytest.mark.parametrize("flags", [[], ["--json"], ["--latex"]])
+def test_closed_form_imports_no_torch(flags):
+    """The light command prints a formula's value: neither torch nor sympy is imported for it."""
+    code = ("import sys\nfrom ufm.cli import main\n"
+            f"code = main(['closed-form', '-K', '10', '--alpha', '0.1'] + {flags!r})\n"
+            "print(code, sorted(m for m in ('torch', 'sympy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 []"
+
+
 def test_help_imports_neither_torch_nor_numpy():
     code = ("import sys\nfrom ufm.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))")

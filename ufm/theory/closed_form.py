@@ -3,7 +3,9 @@
 Evaluates the expressions derived in ``ufm.theory.symbolic.minimizer`` (see
 ``derivations/minimizer.md``, equations cited as (Mk)) through generated Python
 source (``ufm.theory._generated.minimizer``), vectorized over configurations, in numpy or
-torch. sympy is never imported here.
+torch. sympy is never imported here, and torch only by the functions that build tensors
+(:func:`simplex_etf`, :func:`explicit_minimizer`) or are given ``xp=torch``, so that the light
+commands (``ufm closed-form``) start without it.
 
 Conventions (README, "Conventions"): objective
 (1/N) sum_i L + (lambda_W/2)||W||_F^2 + (lambda_H/2)||H||_F^2 + (lambda_b/2)||b||^2,
@@ -16,7 +18,6 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 import numpy as np
-import torch
 
 from ufm._core.validation import Interval, InvalidParameterError, check_param, require_closed_form, warn_closed_form
 from ufm.problem import UFMProblem
@@ -44,7 +45,8 @@ def closed_form_arrays(alpha, K, n, lambda_w, lambda_h, loss: str = "label_smoot
         logit_gap = norms = 0, p_true = p_off = 1/K and f* = ell(0)).
     """
     fns = _GENERATED[loss]
-    if xp is torch:
+    if xp is not np and getattr(xp, "__name__", "") == "torch":
+        torch = xp
         tensors = [a for a in (alpha, K, n, lambda_w, lambda_h) if isinstance(a, torch.Tensor)]
         floats = [a for a in tensors if a.is_floating_point()]
         kw = dict(dtype=floats[0].dtype if floats else torch.float64,
@@ -144,12 +146,15 @@ def closed_form(problem: UFMProblem) -> ClosedForm:
                       **{k: float(v[k]) for k in _QUANTITIES + ("threshold", "reg_strength")})
 
 
-def simplex_etf(K: int, d: int, dtype=torch.float64, device=None) -> torch.Tensor:
-    """A K x d simplex ETF with unit-norm rows: <m_j, m_k> = -1/(K-1) for j != k.
+def simplex_etf(K: int, d: int, dtype=None, device=None):
+    """A K x d simplex ETF with unit-norm rows: <m_j, m_k> = -1/(K-1) for j != k, as a torch
+    tensor (``dtype`` default float64).
 
     Built from the Helmert basis of the subspace orthogonal to the all-ones vector,
     embedded in the first K - 1 coordinates of R^d. Requires d >= K - 1.
     """
+    import torch
+
     check_param("K", K, Interval("int", 2, None, "left"), "simplex_etf")
     check_param("d", d, Interval("int", 1, None, "left"), "simplex_etf")
     if d < K - 1:
@@ -159,10 +164,10 @@ def simplex_etf(K: int, d: int, dtype=torch.float64, device=None) -> torch.Tenso
     for j in range(1, K):  # Helmert row j: (1,...,1, -j, 0,...)/sqrt(j(j+1)), as a column of U
         U[:j, j - 1] = 1.0 / math.sqrt(j * (j + 1))
         U[j, j - 1] = -j / math.sqrt(j * (j + 1))
-    return (math.sqrt(K / (K - 1)) * U).to(dtype=dtype, device=device)
+    return (math.sqrt(K / (K - 1)) * U).to(dtype=dtype or torch.float64, device=device)
 
 
-def explicit_minimizer(problem: UFMProblem, dtype=torch.float64, device=None,
+def explicit_minimizer(problem: UFMProblem, dtype=None, device=None,
                        rotation_seed: Optional[int] = None):
     """The exact minimizer (W*, H*, b*) of ``problem`` as tensors.
 
@@ -172,8 +177,11 @@ def explicit_minimizer(problem: UFMProblem, dtype=torch.float64, device=None,
     (W* Q^T, Q H*), another point of the same minimizer orbit.
 
     Returns:
-        (W (K, d), H (d, N), b (K,)) in ``dtype`` on ``device``.
+        (W (K, d), H (d, N), b (K,)) in ``dtype`` (default float64) on ``device``.
     """
+    import torch
+
+    dtype = dtype or torch.float64
     cf = closed_form(problem)
     require_closed_form(problem.K, problem.d, "explicit_minimizer")
     K, d, n = problem.K, problem.d, problem.n
