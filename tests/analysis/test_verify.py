@@ -50,9 +50,12 @@ def test_verify_reports_failures_instead_of_passing_them():
 
 def test_point_exactly_at_the_threshold_is_reported_not_hidden():
     """At s = s_crit the objective is quartic around W = H = 0: a small gradient does not
-    mean a small error, and verify must say so (n = 4, lambda = 0.04, K = 10, alpha = 0.2)."""
+    mean a small error, and verify must say so (n = 4, lambda = 0.04, K = 10, alpha = 0.2).
+    The solver tolerance is one it reaches there: on this flat objective the gradient norm
+    wanders between about 1e-10 and 1e-7 for hundreds of steps, so whether the default 1e-11
+    is reached before the stall test depends on rounding."""
     p = UFMProblem(10, 4, 9, 0.04, 0.04, 0.0, 0.2)
-    rows = verify([(p, 0)], tol=1e-6)
+    rows = verify([(p, 0)], tol=1e-6, solver_tol=1e-8)
     assert rows[0]["num_converged"] and not rows[0]["ok"]
 
 

@@ -31,6 +31,12 @@ class Method:
         self.obj = objective
         self.options = {**self.defaults, **options}
 
+    @classmethod
+    def state_vectors(cls, options: dict) -> int:
+        """About how many length-P vectors per configuration a step touches (x, g, their
+        updates and temporaries), with ``options`` complete: sizes the solver's parts."""
+        return 6
+
     def init(self, x, f, g):
         pass
 
@@ -53,6 +59,10 @@ class Momentum(Method):
     name = "momentum"
     defaults = {"lr": 0.5, "momentum": 0.9}
 
+    @classmethod
+    def state_vectors(cls, options: dict) -> int:
+        return 7
+
     def init(self, x, f, g):
         self.v = torch.zeros_like(x)
 
@@ -63,20 +73,23 @@ class Momentum(Method):
         return x_new, f_new, g_new, torch.zeros_like(active)
 
 
-def _bdot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Row-wise dot products of (B, P) tensors, without a (B, P) temporary."""
-    return torch.bmm(u.unsqueeze(1), v.unsqueeze(2)).view(-1)
-
-
 class LBFGS(Method):
     """Limited-memory BFGS with a backtracking (Armijo) line search, per configuration.
 
-    Two-loop recursion (Nocedal and Wright, Numerical Optimization, Alg. 7.4) on each
-    configuration's own history of ``history`` pairs; a pair is kept only if it has
-    positive curvature. The line search accepts a step when the Armijo condition
-    holds, or, when the objective change is below its rounding error, when the
-    gradient norm decreases (so the solve can reach gradient norms near machine
-    precision).
+    The direction is the L-BFGS product -H g in its compact form (Byrd, Nocedal and Schnabel,
+    "Representations of quasi-Newton matrices and their use in limited memory methods",
+    Math. Prog. 63, 1994, eq. (2.7)), which equals the two-loop recursion (Nocedal and
+    Wright, Numerical Optimization, Alg. 7.4) in exact arithmetic; the tests compare them.
+    Each configuration keeps its own ``history`` pairs (s, y) in one ``(B, m, 2, P)`` ring
+    buffer, so that a step reads the history twice (the products of the new gradient with
+    every stored vector, and the combination giving the direction) instead of the 4m passes
+    of the two-loop recursion. The small matrices S^T Y and Y^T Y are updated from those
+    products. A pair is kept only if it has positive curvature; a configuration whose line
+    search fails forgets its history.
+
+    The line search accepts a step when the Armijo condition holds, or, when the objective
+    change is below its rounding error, when the gradient norm decreases (so the solve can
+    reach gradient norms near machine precision).
     """
 
     name = "lbfgs"
@@ -84,42 +97,54 @@ class LBFGS(Method):
     max_steps = 5_000
     patience = 100
 
+    @classmethod
+    def state_vectors(cls, options: dict) -> int:
+        return 2 * options["history"] + 8
+
     def init(self, x, f, g):
         m, (B, P) = self.options["history"], x.shape
-        self.S = torch.zeros(m, B, P, dtype=x.dtype, device=x.device)
-        self.Y = torch.zeros_like(self.S)
-        self.rho = torch.zeros(m, B, dtype=x.dtype, device=x.device)
-        self.k = 0
-        gn = torch.linalg.vector_norm(g, dim=1)
-        self.gamma = 1.0 / gn.clamp(min=1.0)  # initial scaling (B,)
+        kw = dict(dtype=x.dtype, device=x.device)
+        # Slot i holds (s_i, y_i), or zeros where no pair is kept; the slot of the newest pair is (k - 1) % m.
+        self.SY = torch.zeros(B, m, 2, P, **kw)
+        self.q = torch.zeros(B, m, 2, **kw)  # s_i . g and y_i . g for the current gradient g
+        # [i, j] = s_i . y_j where slot j is not older than slot i (1 on the diagonal of unkept slots), else 0
+        self.StY = torch.eye(m, **kw).repeat(B, 1, 1)
+        self.D = torch.zeros(B, m, **kw)  # s_i . y_i, 0 for unkept slots
+        self.YtY = torch.zeros(B, m, m, **kw)  # y_i . y_j
+        self.k = 0  # pairs offered so far
+        self.gnorm = torch.linalg.vector_norm(g, dim=1)  # ||g|| at the current point (of the active ones)
+        self.gamma = 1.0 / self.gnorm.clamp(min=1.0)  # H0 = gamma I, (B,)
 
-    def _direction(self, g):
+    def _direction(self, g, gg):
+        """(d, g . d) with d = -H g = -gamma g - S top + gamma Y u, u = R^{-1} S^T g and
+        top = R^{-T} ((D + gamma Y^T Y) u - gamma Y^T g); R the upper triangle of S^T Y in age
+        order (unkept slots are zero vectors with a unit diagonal in R, so they add nothing)."""
         m = self.options["history"]
-        q = g.clone()
-        alphas = []
-        order = [(self.k - 1 - j) % m for j in range(min(self.k, m))]  # newest first
-        for i in order:
-            a = self.rho[i] * _bdot(self.S[i], q)  # (B,)
-            q.addcmul_(self.Y[i], a[:, None], value=-1.0)
-            alphas.append(a)
-        r = q.mul_(self.gamma[:, None])
-        for i, a in zip(reversed(order), reversed(alphas)):
-            beta = self.rho[i] * _bdot(self.Y[i], r)
-            r.addcmul_(self.S[i], (a - beta)[:, None])
-        return r.neg_()
+        count = min(self.k, m)
+        gamma = self.gamma[:, None]
+        if count == 0:
+            return -gamma * g, -self.gamma * gg
+        order = torch.tensor([(self.k - count + j) % m for j in range(count)], device=g.device)  # oldest first
+        pairs = torch.cartesian_prod(order, order)
+        flat = pairs[:, 0] * m + pairs[:, 1]
+        R = self.StY.flatten(1)[:, flat].view(-1, count, count)
+        YY = self.YtY.flatten(1)[:, flat].view(-1, count, count)
+        q = self.q[:, order]  # (B, c, 2): S^T g, Y^T g
+        u = torch.linalg.solve_triangular(R, q[:, :, :1], upper=True)  # (B, c, 1)
+        v = torch.baddbmm(-q[:, :, 1:], YY, u).mul_(gamma[:, :, None]).addcmul_(self.D[:, order, None], u)
+        top = torch.linalg.solve_triangular(R.transpose(1, 2), v, upper=False)
+        w = torch.zeros_like(self.q)
+        w[:, order] = torch.cat([top.neg_(), u.mul_(gamma[:, :, None])], dim=2)
+        d = torch.bmm(w.view(-1, 1, 2 * m), self.SY.view(-1, 2 * m, self.SY.shape[-1]))[:, 0]
+        d.sub_(g * gamma)
+        return d, (w.flatten(1) * self.q.flatten(1)).sum(1) - self.gamma * gg  # g . d from the products
 
-    def step(self, x, f, g, active):
-        d = self._direction(g)
-        gd = _bdot(g, d)  # (B,)
-        bad = ~(gd < 0) | ~torch.isfinite(gd)
-        if bool(bad.any()):  # not a descent direction: fall back to scaled steepest descent
-            d = torch.where(bad[:, None], -g * self.gamma[:, None], d)
-            gd = _bdot(g, d)
-        gnorm = torch.linalg.vector_norm(g, dim=1)
+    def _line_search(self, x, f, g, gnorm, d, gd, active):
+        """Backtracking from t = 1: (x_new, f_new, g_new, ||g_new||, accepted) per configuration."""
         eps = torch.finfo(x.dtype).eps
         t = torch.ones_like(f)
         accepted = ~active  # inactive configurations need no step
-        x_new, f_new, g_new = x, f, g
+        x_new, f_new, g_new, gnorm_new = x, f, g, gnorm
         for attempt in range(self.options["max_backtracks"]):
             xt = torch.addcmul(x, d, t[:, None])
             ft, gt = self.obj.value_and_grad(xt)
@@ -131,30 +156,69 @@ class LBFGS(Method):
             if attempt == 0 and bool((ok | ~active).all()):
                 # The common case: every active configuration takes the full step. (Inactive
                 # ones get values here that the caller discards; their pair is not stored.)
-                x_new, f_new, g_new, accepted = xt, ft, gt, torch.ones_like(accepted)
-                break
+                return xt, ft, gt, gtn, torch.ones_like(accepted)
             x_new = torch.where(ok[:, None], xt, x_new)
             f_new = torch.where(ok, ft, f_new)
             g_new = torch.where(ok[:, None], gt, g_new)
+            gnorm_new = torch.where(ok, gtn, gnorm_new)
             accepted = accepted | ok
             if bool(accepted.all()):
                 break
             t = torch.where(accepted, t, t / 2)
+        return x_new, f_new, g_new, gnorm_new, accepted
+
+    def step(self, x, f, g, active):
+        gg = self.gnorm ** 2
+        d, gd = self._direction(g, gg)
+        bad = ~(gd < 0) | ~torch.isfinite(gd)
+        if bool(bad.any()):  # not a descent direction: fall back to scaled steepest descent
+            d = torch.where(bad[:, None], -g * self.gamma[:, None], d)
+            gd = torch.where(bad, -self.gamma * gg, gd)
+        x_new, f_new, g_new, self.gnorm, accepted = self._line_search(x, f, g, self.gnorm, d, gd, active)
         failed = active & ~accepted
-        # Curvature pair; rejected (rho = 0) where the curvature is not clearly positive.
-        s, y = x_new - x, g_new - g
-        sy, yy, ss = _bdot(s, y), _bdot(y, y), _bdot(s, s)
-        valid = active & accepted & (sy > 1e-10 * torch.sqrt(ss * yy)) & (yy > 0)
+        self._store(x_new, x, g_new, g, active & accepted)
+        if bool(failed.any()):  # forget the history of configurations whose search failed
+            self.SY[failed] = 0
+            self.q[failed] = 0
+            self.D[failed] = 0
+            self.YtY[failed] = 0
+            self.StY[failed] = torch.eye(self.StY.shape[1], dtype=x.dtype, device=x.device)
+        return x_new, f_new, g_new, failed
+
+    def _store(self, x_new, x, g_new, g, stepped):
+        """Put the pair (x_new - x, g_new - g) in the slot of the oldest one, kept where
+        ``stepped`` and the curvature is clearly positive, and bring the products with the
+        stored vectors up to date for ``g_new``."""
         m = self.options["history"]
         i = self.k % m
-        self.S[i] = torch.where(valid[:, None], s, torch.zeros_like(s))
-        self.Y[i] = torch.where(valid[:, None], y, torch.zeros_like(y))
-        self.rho[i] = torch.where(valid, 1.0 / torch.where(valid, sy, torch.ones_like(sy)), torch.zeros_like(sy))
-        self.gamma = torch.where(valid, sy / torch.where(valid, yy, torch.ones_like(yy)), self.gamma)
+        V = self.SY[:, i]  # (B, 2, P), a view
+        torch.sub(x_new, x, out=V[:, 0])
+        torch.sub(g_new, g, out=V[:, 1])
+        # One pass over the history, the new pair included: the products of every stored vector
+        # with g_new (for the next direction) and with y (for S^T Y and Y^T Y: taken directly,
+        # not as differences of products with g_new and g, which cancel when y is small).
+        both = torch.bmm(torch.stack([g_new, V[:, 1]], dim=1), self.SY.view(g.shape[0], 2 * m, -1).transpose(1, 2))
+        q_new, dq = both[:, 0].reshape(-1, m, 2), both[:, 1].reshape(-1, m, 2)  # (B, m, 2) each, copies
+        ss = torch.linalg.vector_norm(V[:, 0], dim=1) ** 2
+        sy, yy = dq[:, i, 0], dq[:, i, 1]
+        keep = stepped & (sy > 1e-10 * torch.sqrt(ss * yy)) & (yy > 0)
+        drop = ~keep
+        if bool(drop.any()):
+            V[drop] = 0
+            q_new[:, i] = q_new[:, i] * keep[:, None]
+            dq = dq * keep[:, None, None]
+        zero = torch.zeros((), dtype=g.dtype, device=g.device)
+        sy, yy = torch.where(keep, sy, zero), torch.where(keep, yy, zero)
+        self.StY[:, i, :] = 0
+        self.StY[:, :, i] = dq[:, :, 0]
+        self.StY[:, i, i] = torch.where(keep, sy, torch.ones_like(sy))
+        self.D[:, i] = sy
+        self.YtY[:, :, i] = dq[:, :, 1]
+        self.YtY[:, i, :] = dq[:, :, 1]
+        self.YtY[:, i, i] = yy
+        self.q = q_new
+        self.gamma = torch.where(keep, sy / torch.where(keep, yy, torch.ones_like(yy)), self.gamma)
         self.k += 1
-        if bool(failed.any()):  # forget the history of configurations whose search failed
-            self.rho[:, failed] = 0
-        return x_new, f_new, g_new, failed
 
 
 #: name -> method class (``solve(method=NAME)``)

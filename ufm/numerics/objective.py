@@ -50,6 +50,7 @@ class UFMObjective:
         self.lambda_b = torch.tensor([p.lambda_b for p in problems], **kw)  # (B,)
         self.labels = torch.arange(self.N, device=self.device) // self.n  # (N,)
         self._y_index = self.labels.view(1, 1, -1).expand(self.B, 1, self.N).contiguous()  # (B, 1, N)
+        self._alpha_minus_one = (self.alpha - 1).view(-1, 1, 1).expand(-1, 1, self.N).contiguous()  # (B, 1, N)
         self.sizes = (self.K * self.d, self.d * self.N, self.K)
         self._free_bias = None if fixed_bias is None or not any(fixed_bias) else \
             torch.tensor([not f for f in fixed_bias], **kw)[:, None]  # (B, 1): 0 where b is fixed
@@ -79,7 +80,7 @@ class UFMObjective:
         N, K = self.N, self.K
         a = self.alpha[:, None, None]  # (B, 1, 1)
         lw, lh, lb = self.lambda_w, self.lambda_h, self.lambda_b
-        Z = torch.baddbmm(b.unsqueeze(-1), W, H)  # logits (B, K, N)
+        Z = torch.bmm(W, H).add_(b.unsqueeze(-1))  # logits (B, K, N)
         Z.sub_(Z.amax(dim=1, keepdim=True))  # shifted logits z - max
         z_true = Z.gather(1, self._y_index)  # (B, 1, N)
         z_sum = Z.sum(1, keepdim=True)  # (B, 1, N)
@@ -90,13 +91,13 @@ class UFMObjective:
         f = (loss + lw / 2 * torch.linalg.vector_norm(W, dim=(1, 2)) ** 2
              + lh / 2 * torch.linalg.vector_norm(H, dim=(1, 2)) ** 2 + lb / 2 * (b * b).sum(1))
         G = P.div_(s)  # softmax, (B, K, N)
-        G.sub_(a / K).scatter_add_(1, self._y_index, (a - 1).expand(-1, 1, N))  # p - t
+        G.sub_(a / K).scatter_add_(1, self._y_index, self._alpha_minus_one)  # p - t
         G.mul_(1.0 / N)  # dloss/dZ
         grad = torch.empty_like(x)
         gW, gH, gb = self.unpack(grad)
-        gW.copy_(torch.bmm(G, H.transpose(1, 2)).addcmul_(W, lw[:, None, None]))  # (B, K, d)
-        gH.copy_(torch.bmm(W.transpose(1, 2), G).addcmul_(H, lh[:, None, None]))  # (B, d, N)
-        gb.copy_(G.sum(2).addcmul_(b, lb[:, None]))  # (B, K)
+        torch.mul(W, lw[:, None, None], out=gW).baddbmm_(G, H.transpose(1, 2))  # (B, K, d)
+        torch.mul(H, lh[:, None, None], out=gH).baddbmm_(W.transpose(1, 2), G)  # (B, d, N)
+        torch.mul(b, lb[:, None], out=gb).add_(G.sum(2))  # (B, K)
         if self._free_bias is not None:
             gb.mul_(self._free_bias)
         return f, grad

@@ -7,7 +7,13 @@ Each configuration keeps its own L-BFGS history, line-search step and stopping t
 momentum share the one ``lr``), and is frozen once it converges or stalls, so a batched solve
 gives the result of solving each configuration alone, up to rounding: batched and single
 matrix products may differ in the last bit, so an L-BFGS configuration can stop an iteration
-earlier or later (benchmarks/README.md measures W differences of 2e-9 at tol 1e-10).
+earlier or later (benchmarks/README.md measures the differences).
+
+On the CPU, :func:`solve` runs the batch in consecutive parts whose solver state fits in
+:data:`CACHE_BYTES` (8 configurations of K = 10, d = 16, n = 50 with L-BFGS), so that every
+step works in cache rather than streaming the whole batch through memory; on a GPU the batch
+is one part. Since the configurations are independent, the parts give the same results as
+one batch, and their trajectories are merged onto the steps one batch would record.
 
 :func:`iterate` is the one loop (stopping, stalls, divergence, records); :func:`solve` validates
 its arguments and runs it from seeded random starts. What is recorded along the way beyond the
@@ -133,7 +139,7 @@ class _Progress:
 def iterate(objective: UFMObjective, method: Method, x: torch.Tensor, *, tol: float, max_steps: int,
             patience: Optional[int] = None, record_every: int = 0,
             on_record: Optional[Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], bool]] = None,
-            on_divergence: str = "raise", describe: Callable[[int], str] = str) -> IterateResult:
+            on_divergence: str = "raise", describe: Callable[[int], str] = str, first: int = 0) -> IterateResult:
     """Run ``method`` on ``objective`` from ``x (B, P)``: the one loop of every solve.
 
     A configuration stops when ||grad f|| < ``tol`` (``tol = 0``: never), when it stalls (no new
@@ -143,7 +149,7 @@ def iterate(objective: UFMObjective, method: Method, x: torch.Tensor, *, tol: fl
     configuration whose objective becomes non-finite or grows past DIVERGENCE_FACTOR times its
     start raises :class:`SolverDivergedError` (``on_divergence="raise"``, naming the step and
     ``describe(i)``) or is frozen at its last finite point and reported in ``diverged_at``
-    (``"freeze"``).
+    (``"freeze"``). ``first``: the index of ``x``'s first row in the caller's batch, for that message.
     """
     f, g = objective.value_and_grad(x)
     f0 = f.abs().clamp(min=1.0)
@@ -167,16 +173,16 @@ def iterate(objective: UFMObjective, method: Method, x: torch.Tensor, *, tol: fl
         accept = active
         if bool(bad.any()):
             if on_divergence == "raise":
-                _raise_diverged(method, step, int(bad.nonzero()[0]), f_new, describe)
+                _raise_diverged(method, step, int(bad.nonzero()[0]), f_new, describe, first)
             for i in bad.nonzero().flatten().tolist():
                 diverged_at[i] = step
             diverged, accept = diverged | bad, active & ~bad
-        if bool(accept.all()):
-            x, f, g, gnorm = x_new, f_new, g_new, gnorm_new
-        else:  # frozen configurations keep their values
-            a = accept[:, None]
-            x, f, g = torch.where(a, x_new, x), torch.where(accept, f_new, f), torch.where(a, g_new, g)
-            gnorm = torch.where(accept, gnorm_new, gnorm)
+        frozen = ~accept
+        if bool(frozen.any()):  # frozen configurations keep their values (copied row by row: few)
+            rows = frozen.nonzero()[:, 0]
+            x_new[rows], g_new[rows] = x[rows], g[rows]
+            f_new, gnorm_new = torch.where(accept, f_new, f), torch.where(accept, gnorm_new, gnorm)
+        x, f, g, gnorm = x_new, f_new, g_new, gnorm_new
         steps = steps + accept.to(torch.int64)
         active = accept & ~progress.stalls(gnorm, failed, accept, tol, patience) & (gnorm >= tol)
         if on_record is not None and record_every and step % record_every == 0:
@@ -188,11 +194,11 @@ def iterate(objective: UFMObjective, method: Method, x: torch.Tensor, *, tol: fl
     return IterateResult(x, f, gnorm, steps, progress.stalled, diverged_at, step)
 
 
-def _raise_diverged(method: Method, step: int, i: int, f_new: torch.Tensor, describe) -> None:
+def _raise_diverged(method: Method, step: int, i: int, f_new: torch.Tensor, describe, first: int) -> None:
     lr = method.options.get("lr")
     hint = (f"try a smaller learning rate (lr={lr} now, e.g. lr={lr / 4:g})" if lr is not None
             else "try a smaller init_scale or method='gd' with a small lr")
-    raise SolverDivergedError(f"{method.name} diverged at step {step} for configuration {i} ({describe(i)}): "
+    raise SolverDivergedError(f"{method.name} diverged at step {step} for configuration {first + i} ({describe(i)}): "
                               f"objective = {float(f_new[i])}; {hint}.")
 
 
@@ -306,8 +312,46 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
         raise InvalidParameterError(f"The 'initial_point' parameter of solve must have shape "
                                     f"({obj.B}, {obj.num_params}). Got {tuple(x.shape)} instead.",
                                     param="initial_point")
-    solver = cls(obj, **options)
-    traj: Optional[Dict[str, list]] = {"step": []} if record_every else None
+    parts = [_solve_part(problems, start, stop, x[start:stop], cls, options, obj.device,
+                         dict(tol=tol, max_steps=max_steps, patience=patience, record_every=record_every), recorder)
+             for start, stop in _chunks(obj, cls, options)]
+    ends = [end for end, _ in parts]
+    W, H, b = obj.unpack(torch.cat([end.x for end in ends]))
+    grad_norm = torch.cat([end.grad_norm for end in ends])
+    converged = grad_norm < tol
+    stalled = torch.cat([end.stalled for end in ends])
+    status = ["converged" if c else ("stalled" if st else "max_steps")
+              for c, st in zip(converged.tolist(), stalled.tolist())]
+    return SolveResult(problems=problems, W=W, H=H, b=b, objective=torch.cat([end.f for end in ends]),
+                       grad_norm=grad_norm, steps=torch.cat([end.steps for end in ends]), converged=converged,
+                       status=status, method=method,
+                       options={**cls.defaults, **options, "tol": tol, "max_steps": max_steps, "patience": patience,
+                                "init_scale": init_scale,
+                                "dtype": str(dtype).replace("torch.", ""), "device": str(obj.device)},
+                       seeds=seeds, trajectory=_merge_trajectories([t for _, t in parts], record_every))
+
+
+#: on the CPU the batch is solved in consecutive parts whose solver state (the parameters, the
+#: gradients, the L-BFGS history) fits in this many bytes, so that a step works in cache
+#: instead of streaming the whole batch through memory; the parts' results are the same as
+#: one batch's, up to rounding (every configuration is solved independently)
+CACHE_BYTES = 16 * 2 ** 20
+
+
+def _chunks(obj: UFMObjective, cls, options: dict) -> List[tuple]:
+    """(start, stop) of the consecutive parts the batch is solved in: one on a GPU."""
+    if obj.device.type != "cpu":
+        return [(0, obj.B)]
+    itemsize = torch.finfo(obj.dtype).bits // 8
+    per_config = (cls.state_vectors({**cls.defaults, **options}) * obj.num_params + 4 * obj.K * obj.N) * itemsize
+    size = max(1, CACHE_BYTES // per_config)
+    return [(start, min(start + size, obj.B)) for start in range(0, obj.B, size)]
+
+
+def _solve_part(problems, start, stop, x, cls, options, device, loop: dict, recorder):
+    """Solve ``problems[start:stop]`` from ``x``: the loop's end state and what it recorded."""
+    obj = UFMObjective(problems[start:stop], dtype=x.dtype, device=device)
+    traj: Optional[Dict[str, list]] = {"step": []} if loop["record_every"] else None
 
     def record(step, x, f, gnorm, diverged):
         W, H, b = obj.unpack(x)
@@ -317,17 +361,27 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
         traj["step"].append(step)
         return False
 
-    end = iterate(obj, solver, x, tol=tol, max_steps=max_steps, patience=patience, record_every=record_every,
-                  on_record=record if traj is not None else None, describe=lambda i: _describe(problems[i]))
-    W, H, b = obj.unpack(end.x)
-    if traj is not None:
-        traj = {"step": torch.tensor(traj["step"]), **{k: torch.stack(v) for k, v in traj.items() if k != "step"}}
-    converged = end.grad_norm < tol
-    status = ["converged" if c else ("stalled" if st else "max_steps")
-              for c, st in zip(converged.tolist(), end.stalled.tolist())]
-    return SolveResult(problems=problems, W=W.clone(), H=H.clone(), b=b.clone(), objective=end.f,
-                       grad_norm=end.grad_norm, steps=end.steps, converged=converged, status=status, method=method,
-                       options={**solver.options, "tol": tol, "max_steps": max_steps, "patience": patience,
-                                "init_scale": init_scale,
-                                "dtype": str(dtype).replace("torch.", ""), "device": str(obj.device)},
-                       seeds=seeds, trajectory=traj)
+    end = iterate(obj, cls(obj, **options), x, **loop, on_record=record if traj is not None else None,
+                  describe=lambda i: _describe(problems[start + i]), first=start)
+    return end, traj
+
+
+def _merge_trajectories(parts: List[Optional[dict]], record_every: int) -> Optional[Dict[str, torch.Tensor]]:
+    """One trajectory from the parts': recorded at step 0, every ``record_every`` steps and at the
+    last step of the longest part, as one batch would be; a part that stopped earlier keeps its
+    final (frozen) values from there on."""
+    if parts[0] is None:
+        return None
+    last = max(t["step"][-1] for t in parts)
+    steps = sorted({s for s in range(0, last + 1, record_every)} | {last})
+    out = {"step": torch.tensor(steps)}
+    for key in parts[0]:
+        if key == "step":
+            continue
+        columns = []
+        for t in parts:
+            where = {s: i for i, s in enumerate(t["step"])}
+            rows = [t[key][where[s]] if s in where and s <= t["step"][-1] else t[key][-1] for s in steps]
+            columns.append(torch.stack(rows))
+        out[key] = torch.cat(columns, dim=1)
+    return out
