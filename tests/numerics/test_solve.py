@@ -313,11 +313,14 @@ def test_lbfgs_compact_direction_equals_the_two_loop_recursion(history):
             assert float(gd[b]) == pytest.approx(float(g[b] @ d[b]), rel=1e-10)
 
 
-@pytest.mark.parametrize("method, kw", [("lbfgs", dict(tol=1e-9)), ("gd", dict(lr=0.5, tol=1e-3, max_steps=1000))])
+@pytest.mark.parametrize("method, kw", [("lbfgs", dict(tol=1e-30, max_steps=30)), ("lbfgs", dict(tol=1e-9)),
+                                        ("gd", dict(lr=0.5, tol=1e-3, max_steps=1000))])
 def test_a_batch_solved_in_parts_equals_one_batch(monkeypatch, method, kw):
     """On the CPU the batch is solved in cache-sized parts: with parts of one or two
-    configurations, results and the merged trajectory equal those of one part (to rounding),
-    including configurations that stop at different steps."""
+    configurations, results and the merged trajectory equal those of one part to rounding
+    (gd: configurations that stop at different steps). At convergence an L-BFGS configuration
+    may stop one step earlier or later (batched products round differently), so there the
+    objective and the status are compared."""
     import ufm.numerics.solve as solve_module
 
     base = UFMProblem(4, 3, 5, 1e-2, 1e-2, 0.0, 0.0)
@@ -326,19 +329,25 @@ def test_a_batch_solved_in_parts_equals_one_batch(monkeypatch, method, kw):
                                  device="cpu", **kw)
     monkeypatch.setattr(solve_module, "CACHE_BYTES", 2 ** 40)
     whole = run()
-    one_config = (solve_module.METHODS[method].state_vectors({**solve_module.METHODS[method].defaults})
-                  * UFMObjective(problems[:1]).num_params + 4 * base.K * base.N) * 8
+    cls = solve_module.METHODS[method]
+    one_config = (cls.state_vectors(cls.defaults) * UFMObjective(problems[:1]).num_params + 4 * base.K * base.N) * 8
     for size in (1, 2):
         monkeypatch.setattr(solve_module, "CACHE_BYTES", size * one_config)
-        assert solve_module._chunks(UFMObjective(problems), solve_module.METHODS[method], {}) == \
-            [(i, min(i + size, 5)) for i in range(0, 5, size)]
+        assert solve_module._chunks(UFMObjective(problems), cls, {}) == [(i, min(i + size, 5)) for i in range(0, 5, size)]
         parts = run()
-        assert len(set(parts.steps.tolist())) > 1  # the configurations stop at different steps
-        assert torch.equal(parts.steps, whole.steps) and parts.status == whole.status
+        assert parts.status == whole.status
+        assert torch.allclose(parts.objective, whole.objective, rtol=1e-13, atol=0)
+        if kw["tol"] == 1e-9:
+            assert bool(parts.converged.all()) and (parts.steps - whole.steps).abs().max() <= 1
+            continue
+        if method == "gd":
+            assert len(set(parts.steps.tolist())) > 1  # the configurations stop at different steps
+        assert torch.equal(parts.steps, whole.steps)
         assert torch.allclose(parts.W, whole.W, rtol=1e-12, atol=1e-13)
         assert torch.equal(parts.trajectory["step"], whole.trajectory["step"])
-        for key in ("objective", "grad_norm"):
-            assert torch.allclose(parts.trajectory[key], whole.trajectory[key], rtol=1e-12, atol=1e-15)
+        assert torch.allclose(parts.trajectory["objective"], whole.trajectory["objective"], rtol=1e-13, atol=0)
+        # gradient norms shrink from about 0.4: rounding shows in them in absolute terms
+        assert torch.allclose(parts.trajectory["grad_norm"], whole.trajectory["grad_norm"], rtol=0, atol=1e-12)
 
 
 def test_divergence_in_a_later_part_names_the_configuration_of_the_batch(monkeypatch):

@@ -112,6 +112,7 @@ class LBFGS(Method):
         self.D = torch.zeros(B, m, **kw)  # s_i . y_i, 0 for unkept slots
         self.YtY = torch.zeros(B, m, m, **kw)  # y_i . y_j
         self.k = 0  # pairs offered so far
+        self._orders = {}  # (k % m, count) -> index tensors of _order
         self.gnorm = torch.linalg.vector_norm(g, dim=1)  # ||g|| at the current point (of the active ones)
         self.gamma = 1.0 / self.gnorm.clamp(min=1.0)  # H0 = gamma I, (B,)
 
@@ -124,9 +125,7 @@ class LBFGS(Method):
         gamma = self.gamma[:, None]
         if count == 0:
             return -gamma * g, -self.gamma * gg
-        order = torch.tensor([(self.k - count + j) % m for j in range(count)], device=g.device)  # oldest first
-        pairs = torch.cartesian_prod(order, order)
-        flat = pairs[:, 0] * m + pairs[:, 1]
+        order, flat = self._order(count, g.device)
         R = self.StY.flatten(1)[:, flat].view(-1, count, count)
         YY = self.YtY.flatten(1)[:, flat].view(-1, count, count)
         q = self.q[:, order]  # (B, c, 2): S^T g, Y^T g
@@ -138,6 +137,15 @@ class LBFGS(Method):
         d = torch.bmm(w.view(-1, 1, 2 * m), self.SY.view(-1, 2 * m, self.SY.shape[-1]))[:, 0]
         d.sub_(g * gamma)
         return d, (w.flatten(1) * self.q.flatten(1)).sum(1) - self.gamma * gg  # g . d from the products
+
+    def _order(self, count: int, device):
+        """The slots oldest first, and the flat indices of their (count x count) block of an m x m matrix."""
+        m = self.options["history"]
+        key = (self.k % m, count)
+        if key not in self._orders:
+            order = torch.tensor([(self.k - count + j) % m for j in range(count)], device=device)
+            self._orders[key] = order, (order[:, None] * m + order[None, :]).flatten()
+        return self._orders[key]
 
     def _line_search(self, x, f, g, gnorm, d, gd, active):
         """Backtracking from t = 1: (x_new, f_new, g_new, ||g_new||, accepted) per configuration."""
