@@ -183,3 +183,100 @@ def test_parquet_table_when_pyarrow_is_installed(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert [r["key"] for r in table] == [r["key"] for r in rows]
     assert [r["cf_logit_gap"] for r in table] == [float(r["cf_logit_gap"]) for r in rows]
+
+
+def _rows_of_records(records):
+    """The stored rows of records written the per-record way (``put_many``: json.dumps of each dict)."""
+    return sorted((r["key"], r["config_json"], json.dumps(r["result"]), json.dumps(sorted(set(r["components"]))),
+                   r["status"], r["error"]) for r in records)
+
+
+# both branches; d = 1 < K - 1 at K = 3, 5: no closed form; at K = 2, d = 1 = K - 1: a repeated point
+MIXED = dict(alphas=[0.0, 0.1, 0.3], classes=[2, 3, 5], dims=[1, "K-1", "K+1"], per_class=[2, 500],
+             lambda_w=[5e-3, 0.2], lambda_b=[0.0, 1e-2], seeds=2)
+
+
+@pytest.mark.parametrize("what", [["closed-form"], ["closed-form", "conditioning"], ["conditioning"]])
+def test_the_vectorized_sweep_writes_the_records_of_the_per_point_path(tmp_path, what):
+    """The driver's columns, formatted once for the store and the CSV, against the per-point records
+    (``compute_group``, one point at a time, dicts through json.dumps and csv.writer): the same rows
+    byte for byte (kappa only where the closed form applies, kappa_full_with_bias where lambda_b = 0),
+    and results.csv equal to the table export_csv writes from the store."""
+    from ufm.sweep.runner import compute_group, export_csv
+
+    spec = SweepSpec(**MIXED, what=what)
+    run_sweep(spec, tmp_path)
+    expected = _rows_of_records([compute_group([p], what)[0] for p in spec.points()])
+    assert _records(tmp_path / "sweep.sqlite") == expected
+    with SweepStore(tmp_path / "sweep.sqlite") as store:
+        export_csv(store, tmp_path / "from_store.csv")
+    assert (tmp_path / "results.csv").read_bytes() == (tmp_path / "from_store.csv").read_bytes()
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert len(rows) == len(spec.points()) and {r["status"] for r in rows} == {"ok"}
+    if "conditioning" in what:
+        no_cf = [r for r in rows if int(r["dim"]) < int(r["num_classes"]) - 1]
+        assert no_cf and all(r["kappa_full"] == "" for r in no_cf)
+        assert all((r["kappa_full_with_bias"] == "") == (float(r["lambda_b"]) > 0 or r in no_cf) for r in rows)
+
+
+def test_a_component_added_to_stored_points_is_merged(tmp_path):
+    """closed-form first, then closed-form and conditioning over a larger grid: the stored points gain
+    the new columns (their results merged), the new ones are written whole; the same rows and CSV as
+    one run of the second sweep into a fresh folder."""
+    small = SweepSpec(**{**MIXED, "alphas": [0.0, 0.1]})
+    run_sweep(small, tmp_path / "two")
+    both = SweepSpec(**MIXED, what=["closed-form", "conditioning"])
+    assert run_sweep(both, tmp_path / "two")["computed"] == len(both.points())
+    run_sweep(both, tmp_path / "one")
+    assert _records(tmp_path / "two" / "sweep.sqlite") == _records(tmp_path / "one" / "sweep.sqlite")
+    assert (tmp_path / "two" / "results.csv").read_bytes() == (tmp_path / "one" / "results.csv").read_bytes()
+
+
+def test_a_finished_sweep_reruns_without_recomputing(tmp_path):
+    """A rerun of a finished sweep computes nothing and rewrites nothing but spec.json; another grid,
+    another component, or a missing results.csv is looked at point by point again."""
+    spec = SweepSpec(**MIXED)
+    first = run_sweep(spec, tmp_path)
+    records, table = _records(tmp_path / "sweep.sqlite"), (tmp_path / "results.csv").read_bytes()
+    again = run_sweep(spec, tmp_path)
+    assert (again["total"], again["computed"], again["errors"]) == (first["total"], 0, 0)
+    assert _records(tmp_path / "sweep.sqlite") == records and (tmp_path / "results.csv").read_bytes() == table
+    assert run_sweep(SweepSpec(**{**MIXED, "seeds": 3}), tmp_path)["computed"] == first["total"] // 2
+    assert run_sweep(spec, tmp_path)["computed"] == 0  # its points are all still there
+    (tmp_path / "results.csv").unlink()
+    assert run_sweep(spec, tmp_path)["computed"] == 0 and (tmp_path / "results.csv").is_file()
+    assert run_sweep(SweepSpec(**MIXED, what=["closed-form", "conditioning"]), tmp_path)["computed"] > 0
+    assert sweep_status(tmp_path)["remaining"] == 0
+
+
+def test_kill_and_resume_of_a_vectorized_sweep(tmp_path):
+    """kill -9 during a closed-form sweep written in many transactions (CHUNK set small): every
+    committed chunk is whole, and the resumed sweep has the records and results.csv of a run that was
+    never interrupted."""
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    code = ("import sys, ufm.sweep.runner as r; r.CHUNK = 200; from ufm.cli.main import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    args = ["sweep", "--classes", ",".join(map(str, range(2, 42))), "--alphas",
+            ",".join(str(i / 1000) for i in range(100)), "--lambda-h", "5e-3,1e-2,2e-2", "--seeds", "2"]
+    total = 40 * 100 * 3 * 2
+    cmd = [sys.executable, "-c", code, *args]
+    subprocess.run(cmd + ["--out", str(whole)], check=True, capture_output=True)
+    proc = subprocess.Popen(cmd + ["--out", str(cut)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db, t0 = cut / "sweep.sqlite", time.time()
+    while time.time() - t0 < 120:
+        if db.exists():
+            try:
+                n = SweepStore(db).count()
+            except sqlite3.Error:
+                n = 0
+            if 0 < n < total:
+                break
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = SweepStore(db).count()
+    assert 0 < partial < total and partial % 200 == 0, partial  # whole transactions only
+    out = subprocess.run(cmd + ["--out", str(cut)], check=True, capture_output=True, text=True)
+    assert f"{total - partial} to compute" in out.stderr
+    assert _records(db) == _records(whole / "sweep.sqlite")
+    assert (cut / "results.csv").read_bytes() == (whole / "results.csv").read_bytes()

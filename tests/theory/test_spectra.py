@@ -166,3 +166,112 @@ def test_full_with_the_bias_as_a_variable():
     null = np.abs(ev) <= 1e-9 * ev.max()
     assert null.sum() == rotation_null_dim(4, 5) + 1
     assert math.isclose(sym.details["condition_number_with_bias"], ev.max() / ev[~null].min(), rel_tol=1e-8)
+
+
+def _reference_spectrum(p, definition, with_bias=False):
+    """The per-eigenvalue evaluation the vectorized one replaced, kept as the reference: every piece
+    at one problem with Python scalars, quadratic roots one at a time, blocks by scipy's generalized
+    eigh, then all P eigenvalues expanded and grouped."""
+    from scipy.linalg import eigh
+
+    from ufm.theory._generated import hessian as gen
+    from ufm.theory.spectra import ZERO_RTOL, spectrum_key
+
+    cf = closed_form(p)
+    key = spectrum_key(definition, cf.trivial, p.lambda_b > 0 or with_bias, p.K == 2)
+    q = dict(K=p.K, n=p.n, d=p.d, lambda_w=p.lambda_w, lambda_h=p.lambda_h, lambda_b=p.lambda_b, alpha=p.alpha,
+             p_t=cf.p_true, p_o=cf.p_off, s=cf.reg_strength, rho_w=cf.w_norm, rho_h=cf.h_norm)
+    pairs = []
+    for name, mult, kind, payload in gen.SPECTRA[key](**q, xp=np):
+        mult = int(round(mult))
+        if mult <= 0:
+            continue
+        if kind == "values":
+            vals, zero = [float(v) for v in payload], [type(v) is int and v == 0 for v in payload]
+            if with_bias and name == "span, trivial representation" and len(vals) == 1:
+                zero = [True]
+        elif kind == "quadratic":
+            c2, c1, c0 = (float(c) for c in payload)
+            disc = max(c1 * c1 - 4 * c2 * c0, 0.0)
+            r = -(c1 + math.copysign(math.sqrt(disc), c1)) / 2
+            vals, zero = ([0.0, 0.0] if r == 0 else [r / c2, c0 / r]), [False, False]
+        else:
+            vals = list(eigh(np.asarray(payload[0], float), np.asarray(payload[1], float), eigvals_only=True))
+            zero = [False] * len(vals)
+        pairs += [(v, mult, z) for v, z in zip(vals, zero)]
+    scale = max(abs(v) for v, _, _ in pairs)
+    pairs = [(v, m, z or abs(v) <= ZERO_RTOL * scale) for v, m, z in pairs]
+    null_dim = sum(m for _, m, z in pairs if z)
+    rest = np.repeat([v for v, _, z in pairs if not z], [m for _, m, z in pairs if not z])
+    values, mults = distinct(rest, rtol=1e-12)
+    if null_dim:
+        values, mults = [0.0] + values, [null_dim] + mults
+    kappa = float(rest.max() / rest.min()) if rest.size and rest.min() > 0 else math.nan
+    return values, mults, null_dim, kappa
+
+
+GRID = list(itertools.product((2, 3, 4, 7), (0, 1, 4), (1, 3, 50), (1e-3, 5e-3, 0.1), (5e-3, 0.3),
+                              (0.0, 1e-2), (0.0, 0.1, 0.3)))
+
+
+@pytest.mark.parametrize("definition", DEFINITIONS + ("full, b included",))
+def test_vectorized_spectra_equal_the_per_eigenvalue_evaluation(definition):
+    """symbolic_spectra over a grid of problems (both branches, K = 2, d = K - 1 and d > K, lambda_b
+    zero or not) against the reference above, problem by problem: the same multiplicities and null
+    dimension, eigenvalues and condition numbers equal to rounding (the spectra's blocks are solved
+    by a batched Cholesky and eigvalsh instead of scipy's eigh)."""
+    from ufm.theory.spectra import symbolic_spectra
+
+    with_bias = definition == "full, b included"
+    dfn = "full" if with_bias else definition
+    problems = [UFMProblem(K, n, K - 1 + dd, lw, lh, lb, a) for K, dd, n, lw, lh, lb, a in GRID
+                if not (with_bias and lb > 0)]
+    cols = [np.array([getattr(p, f) for p in problems]) for f in ("K", "n", "d", "lambda_w", "lambda_h",
+                                                                 "lambda_b", "alpha")]
+    batch = symbolic_spectra(*cols, definition)
+    for i, p in enumerate(problems):
+        values, mults, null_dim, kappa = _reference_spectrum(p, dfn, with_bias)
+        assert batch.null_dim[i] == null_dim and batch.multiplicities[i].sum() == sum(mults), p
+        got = np.repeat(batch.values[i][~batch.null[i]], batch.multiplicities[i][~batch.null[i]])
+        scale = max(abs(v) for v in values)
+        assert np.allclose(np.sort(got), np.repeat(values, mults)[null_dim:], rtol=0, atol=1e-13 * scale), p
+        k = batch.condition_number[i]
+        assert (math.isnan(k) and math.isnan(kappa)) or math.isclose(k, kappa, rel_tol=1e-12), p
+        if not with_bias:  # the one-problem spectrum: the same evaluation, so the same bits
+            one = symbolic_spectrum(p, dfn)
+            assert one.multiplicities == mults and one.null_dim == null_dim, p
+            assert np.allclose(one.eigenvalues, values, rtol=0, atol=1e-13 * scale), p
+            assert one.condition_number == k or math.isnan(k) and math.isnan(one.condition_number), p
+        elif p.lambda_b == 0:
+            full = symbolic_spectrum(p, "full").details["condition_number_with_bias"]
+            assert full == k or math.isnan(k) and math.isnan(full), p
+
+
+def test_vectorized_spectra_at_a_large_n_are_not_expanded():
+    """n = 5000, K = 10: P = 500,100 eigenvalues, each spectrum a handful of values with multiplicities
+    that add up to P (the per-eigenvalue evaluation is the reference on a few of them)."""
+    from ufm.theory.spectra import symbolic_spectra
+
+    alphas = np.linspace(0, 0.3, 200)
+    batch = symbolic_spectra(10, 5000, 10, 1e-3, 1e-3, 0.0, alphas, "full")
+    assert batch.values.shape[0] == 200 and batch.values.shape[1] < 30
+    assert np.all(batch.multiplicities.sum(1) == 10 * 10 + 10 * 10 * 5000)
+    for i in (0, 77, 199):
+        _, _, null_dim, kappa = _reference_spectrum(UFMProblem(10, 5000, 10, 1e-3, 1e-3, 0.0, alphas[i]), "full")
+        assert batch.null_dim[i] == null_dim and math.isclose(batch.condition_number[i], kappa, rel_tol=1e-12)
+
+
+def test_python_integers_past_the_exact_range_of_int64_products(monkeypatch):
+    """Where 64 n d K^4 could leave 2^53, K, n and d enter the generated code as Python ints (as for one
+    problem); forced here at a small size, they give the bits of the int64 evaluation."""
+    import ufm.theory.spectra as spectra
+
+    alphas = np.linspace(0, 0.3, 40)
+    fast = {d: spectra.symbolic_spectra(7, 30, 9, 1e-3, 2e-3, 0.0, alphas, d) for d in spectra.MAP_DEFINITIONS}
+    monkeypatch.setattr(spectra, "_EXACT_INT", 1)
+    for d, f in fast.items():
+        slow = spectra.symbolic_spectra(7, 30, 9, 1e-3, 2e-3, 0.0, alphas, d)
+        assert np.array_equal(f.values, slow.values) and np.array_equal(f.multiplicities, slow.multiplicities)
+        assert np.array_equal(f.condition_number, slow.condition_number, equal_nan=True)
+    huge = spectra.symbolic_spectra(300, 10**5, 300, 1e-4, 1e-4, 0.0, alphas, "full")
+    assert np.all(huge.multiplicities.sum(1) == 300 * 300 + 300 * 300 * 10**5)

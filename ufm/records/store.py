@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-__all__ = ["SweepStore"]
+__all__ = ["SweepStore", "PAGE_SIZE"]
+
+#: the page size of a new store (SQLite's largest): a sweep writes many rows at once
+PAGE_SIZE = 65536
 
 
 class SweepStore:
@@ -23,6 +26,7 @@ class SweepStore:
     def __init__(self, path):
         self.path = Path(path)
         self.conn = sqlite3.connect(str(self.path))
+        self.conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file only: fewer, larger writes
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         with self.conn:
@@ -50,6 +54,30 @@ class SweepStore:
     def components(self) -> Dict[str, set]:
         """key -> the components already computed for it."""
         return {k: set(json.loads(c)) for k, c in self.conn.execute("SELECT key, components FROM points")}
+
+    def keys_by_components(self) -> Dict[Tuple[str, ...], List[str]]:
+        """The stored keys, grouped by the components computed for them (sorted names)."""
+        out = {}
+        for (comps,) in self.conn.execute("SELECT DISTINCT components FROM points").fetchall():
+            keys = [k for (k,) in self.conn.execute("SELECT key FROM points WHERE components = ?", (comps,))]
+            out.setdefault(tuple(sorted(json.loads(comps))), []).extend(keys)
+        return out
+
+    def count_by_components(self) -> Dict[Tuple[str, ...], int]:
+        """How many points have each set of components (sorted names)."""
+        out = {}
+        for comps, n in self.conn.execute("SELECT components, COUNT(*) FROM points GROUP BY components"):
+            key = tuple(sorted(json.loads(comps)))
+            out[key] = out.get(key, 0) + n
+        return out
+
+    def put_rows(self, rows: Sequence[tuple]) -> int:
+        """Write new points in one transaction (all or nothing), each a row as stored: ``(key, config
+        JSON, result JSON, components JSON, status, error)``; for points not stored yet (a stored
+        point's results are merged by :meth:`put_many`)."""
+        with self.conn:
+            self.conn.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?)", rows)
+        return len(rows)
 
     def put_many(self, records: Iterable[dict], merge: bool = True) -> int:
         """Write finished points in one transaction (all or nothing). Each record has ``key``,

@@ -6,19 +6,23 @@ TOML file (``alphas = [0, 0.1]``, ``classes = [3, 10]``, ...); an unknown key is
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import json
 import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import List, Union
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
 
 from ufm._core.io import read_toml
 from ufm._core.validation import Interval, InvalidParameterError, check_param
 from ufm.problem import UFMProblem
+from ufm.records.schema import CONFIG_COLUMNS
 
-__all__ = ["SweepSpec", "point_key", "KEYS", "WHAT"]
+__all__ = ["SweepSpec", "PointTable", "point_key", "KEYS", "WHAT"]
 
 #: the computations a sweep can make per point (run by ``ufm.sweep.runner``)
 WHAT = ("closed-form", "solve", "conditioning", "convergence")
@@ -57,12 +61,6 @@ def _spec_names():
         raise InvalidParameterError(f"The {name!r} parameter of SweepSpec must hold values that are "
                                     f"{e.expected}. Got {e.value!r} instead.", param=name, value=e.value,
                                     expected=e.expected) from None
-
-
-#: the canonical JSON of a point (keys sorted; floats by repr, as json.dumps writes them)
-_CANONICAL = ('{{"alpha": {alpha!r}, "dim": {dim}, "lambda_b": {lambda_b!r}, "lambda_h": {lambda_h!r}, '
-              '"lambda_w": {lambda_w!r}, "loss": "{loss}", "num_classes": {num_classes}, "per_class": {per_class}, '
-              '"seed": {seed}}}')
 
 
 def point_key(config: dict) -> str:
@@ -128,8 +126,11 @@ class SweepSpec:
     def points(self) -> List[dict]:
         """The expanded points, in a fixed order; each a dict of UFMProblem fields, ``seed``,
         ``key`` and ``config_json`` (the canonical JSON the key hashes). Each point is validated as a UFMProblem (bad values raise, naming the parameter)."""
-        # Every value is checked once, as part of a UFMProblem (the constraints are per parameter),
-        # instead of once per point: a sweep of 10^5 points expands in well under a second.
+        return self.table().points()
+
+    def shapes(self) -> List[tuple]:
+        """The (K, d, n) of the grid, every value of the grid checked once as part of a UFMProblem
+        (the constraints are per parameter; bad values raise, naming the sweep's key)."""
         first = dict(lambda_w=self.lambda_w[0], lambda_h=self.lambda_h[0], lambda_b=self.lambda_b[0],
                      alpha=self.alphas[0])
         with _spec_names():
@@ -142,18 +143,89 @@ class SweepSpec:
             for K, dim, n in itertools.product(self.classes, self.dims, self.per_class):
                 p = UFMProblem(K, n, _dim_of(dim, K), **first)
                 shapes.append((p.K, p.d, p.n))
-        loss = UFMProblem(3, 1, 3).loss
-        out, seen = [], set()
-        for (K, d, n), lw, lh, lb, alpha, seed in itertools.product(
-                shapes, self.lambda_w, self.lambda_h, self.lambda_b, self.alphas, range(self.seeds)):
-            config = {"num_classes": K, "per_class": n, "dim": d, "lambda_w": float(lw), "lambda_h": float(lh),
-                      "lambda_b": float(lb), "alpha": float(alpha), "loss": loss, "seed": seed}
-            # json.dumps(config, sort_keys=True), written out (3x faster; a test checks it is the same);
-            # kept in the point: the store writes it as the configuration
-            canonical = _CANONICAL.format(**config)
-            key = _key(canonical)
-            if key in seen:
-                continue
-            seen.add(key)
-            out.append({**config, "key": key, "config_json": canonical})
-        return out
+        return shapes
+
+    def table(self, shapes: Optional[List[tuple]] = None) -> "PointTable":
+        """The points of :meth:`points` as columns (validated the same way, in the same order;
+        ``shapes``: those of :meth:`shapes`, when the caller has them)."""
+        shapes = self.shapes() if shapes is None else shapes
+        with paused_gc():
+            return PointTable.expand(shapes, [float(v) for v in self.lambda_w], [float(v) for v in self.lambda_h],
+                                     [float(v) for v in self.lambda_b], [float(v) for v in self.alphas],
+                                     list(range(self.seeds)), UFMProblem(3, 1, 3).loss)
+
+
+@contextmanager
+def paused_gc():
+    """Millions of strings and tuples, none in a reference cycle: the cyclic garbage collector, which
+    would scan them again and again as they accumulate, is paused meanwhile (and restored after)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@dataclass
+class PointTable:
+    """Expanded points as columns, in the grid's order (shape, lambda_W, lambda_H, lambda_b, alpha,
+    seed), a point equal to an earlier one dropped: ``columns`` (``CONFIG_COLUMNS`` -> (N,) arrays:
+    ints for K, n, d and the seed, floats else), ``keys``, ``configs`` (the canonical JSON each key
+    hashes), and each point's ``index`` (6, N) into the grid's ``levels``: per axis, its values as
+    JSON and CSV write them (``repr`` of a float, ``str`` of an int; the shape as ``K,n,d``)."""
+
+    columns: Dict[str, np.ndarray]
+    keys: List[str]
+    configs: List[str]
+    index: np.ndarray
+    levels: List[List[str]]
+    loss: str
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def points(self, rows: Optional[Sequence[int]] = None) -> List[dict]:
+        """The points ``rows`` (default all) as dicts: UFMProblem fields, ``seed``, ``key``, ``config_json``."""
+        rows = list(range(len(self))) if rows is None else list(rows)
+        cols = [self.columns[k][rows].tolist() for k in CONFIG_COLUMNS]
+        return [{"num_classes": K, "per_class": n, "dim": d, "lambda_w": lw, "lambda_h": lh, "lambda_b": lb,
+                 "alpha": a, "loss": self.loss, "seed": seed, "key": self.keys[i], "config_json": self.configs[i]}
+                for i, K, n, d, lw, lh, lb, a, seed in zip(rows, *cols)]
+
+    def csv_config(self, rows) -> List[str]:
+        """The configuration cells of ``rows`` (indices), ``CONFIG_COLUMNS`` joined by commas."""
+        sh, lw, lh, lb, a, seed = self.levels
+        return [f"{sh[i]},{lw[j]},{lh[k]},{lb[m]},{a[o]},{seed[t]}" for i, j, k, m, o, t in
+                zip(*self.index[:, rows].tolist())]
+
+    @classmethod
+    def expand(cls, shapes, lambda_w, lambda_h, lambda_b, alphas, seeds, loss) -> "PointTable":
+        """The product of the axes (``shapes``: (K, d, n) triples; lists of floats; seeds: ints)."""
+        dims = [f'"dim": {d}' for K, d, n in shapes]
+        kns = [f'"num_classes": {K}, "per_class": {n}' for K, d, n in shapes]
+        texts = [[repr(v) for v in vs] for vs in (lambda_w, lambda_h, lambda_b, alphas)] + [[str(s) for s in seeds]]
+        lw_t, lh_t, lb_t, a_t, seed_t = texts
+        # json.dumps(config, sort_keys=True), written out (3x faster; a test checks it is the same)
+        configs = [f'{{"alpha": {a}, {dims[i]}, "lambda_b": {lb}, "lambda_h": {lh}, "lambda_w": {lw}, "loss": "{loss}", '
+                   f'{kns[i]}, "seed": {seed}}}'
+                   for i, lw, lh, lb, a, seed in itertools.product(range(len(shapes)), lw_t, lh_t, lb_t, a_t, seed_t)]
+        keys = [_key(c) for c in configs]
+        sizes = (len(shapes), len(lambda_w), len(lambda_h), len(lambda_b), len(alphas), len(seeds))
+        index = np.indices(sizes).reshape(len(sizes), -1)  # C order: the order of itertools.product
+        if len(set(keys)) < len(keys):  # repeated values in a list, or two dims equal at some K
+            seen, keep = set(), []
+            for i, k in enumerate(keys):
+                if k not in seen:
+                    seen.add(k)
+                    keep.append(i)
+            index, keys, configs = index[:, keep], [keys[i] for i in keep], [configs[i] for i in keep]
+        sh = np.array(shapes, dtype=np.int64).reshape(-1, 3)[index[0]]
+        columns = {"num_classes": sh[:, 0], "per_class": sh[:, 2], "dim": sh[:, 1],
+                   **{name: np.array(values, dtype=float)[index[axis]] for axis, (name, values) in
+                      enumerate((("lambda_w", lambda_w), ("lambda_h", lambda_h), ("lambda_b", lambda_b),
+                                 ("alpha", alphas)), start=1)},
+                   "seed": np.array(seeds, dtype=np.int64)[index[5]]}
+        levels = [[f"{K},{n},{d}" for K, d, n in shapes]] + texts
+        return cls(columns=columns, keys=keys, configs=configs, index=index, levels=levels, loss=loss)

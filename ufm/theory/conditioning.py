@@ -30,7 +30,7 @@ import numpy as np
 
 from ufm._core.validation import Interval, Options, check_all, check_param
 from ufm.theory.keys import D_REGIMES, MAP_DEFINITIONS, WITH_BIAS, conditioning_key
-from ufm.theory.spectra import ZERO_RTOL
+from ufm.theory.spectra import ZERO_RTOL, _block, _full, _roots  # the batched pieces, shared
 
 __all__ = ["MAP_DEFINITIONS", "D_REGIMES", "WITH_BIAS", "kappa", "kappa_regimes", "kappa_slope", "d_regime_of",
            "map_point",
@@ -141,41 +141,6 @@ def kappa_slope(definition: str, K: int, d_regime: str, alpha, s, lambda_ratio: 
     a, sv = np.where(collapsed, alpha, 0.0), np.where(collapsed, s, 0.5 / K)
     fn = gen.SLOPE[conditioning_key(definition, d_regime, K == 2)]
     return np.where(collapsed, _full(fn(K, a, sv, r, np), sv.shape), np.nan)
-
-
-def _roots(c2, c1, c0):
-    """Both roots of c2 x^2 + c1 x + c0, elementwise, without cancellation (``spectra._roots`` in batch)."""
-    disc = np.sqrt(np.maximum(c1 * c1 - 4 * c2 * c0, 0.0))
-    q = -(c1 + np.copysign(disc, c1)) / 2
-    safe = np.where(q == 0, 1.0, q)
-    return np.where(q == 0, 0.0, q / c2), np.where(q == 0, 0.0, c0 / safe)
-
-
-def _full(value, shape) -> np.ndarray:
-    """``value`` (a scalar or an array of the generated code) as a float array of ``shape``."""
-    if isinstance(value, np.ndarray) and value.shape == shape:
-        return value
-    return np.broadcast_to(np.asarray(value, dtype=float), shape)
-
-
-def _matrix(rows, shape) -> np.ndarray:
-    """A (..., m, m) array of the nested entries ``rows`` (scalars or arrays), broadcast to ``shape``;
-    (m, m) when every entry is a scalar."""
-    if not any(isinstance(e, np.ndarray) for row in rows for e in row):
-        return np.array(rows, dtype=float)
-    out = np.empty(shape + (len(rows), len(rows)))
-    for i, row in enumerate(rows):
-        for j, e in enumerate(row):
-            out[..., i, j] = e
-    return out
-
-
-def _block(Hr, Gr, shape):
-    """Generalized eigenvalues of the pairs (H_r, G_r) in batch: G = L L^T, eig(L^-1 H L^-T) (the
-    metric G_r depends on K alone, so L is computed once)."""
-    Linv = np.linalg.inv(np.linalg.cholesky(_matrix(Gr, shape)))
-    ev = np.linalg.eigvalsh(Linv @ _matrix(Hr, shape) @ np.swapaxes(Linv, -1, -2))
-    return [_full(ev[..., i], shape) for i in range(ev.shape[-1])]
 
 
 def _piece_values(pieces, shape):
