@@ -23,7 +23,7 @@ variants alike); the best time and the median over rounds are printed:
 Ratios printed, with the goals of issue 12 beside them: direct / nc_metrics (goal: at least 5x)
 and nc_metrics / 2x sum f32 (goal: at most 3x), with and without W. Agreement: nc1 against the
 direct reference, and every key of nc_metrics against both streaming paths (largest relative
-difference). torch's thread count is left at its default.
+difference). torch's thread count is left at its default unless ``--threads`` is given.
 
 Memory: with ``--memory`` (default on, Linux only), each of nc_metrics, nc_metrics+W and
 stream 1-pass is run in a fresh subprocess (with glibc's ``MALLOC_MMAP_THRESHOLD_=131072``,
@@ -186,6 +186,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=8192, help="nc_metrics batch_size (its default: 8192)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: torch's); 1 is steadier on a CPU shared with other work")
     ap.add_argument("--memory", dest="memory", action="store_true", default=True)
     ap.add_argument("--no-memory", dest="memory", action="store_false")
     ap.add_argument("--_memprobe", default=None, help=argparse.SUPPRESS)
@@ -195,6 +197,8 @@ def main(argv=None):
         return
     if args.quick:
         args.N, args.repeats = 10_000, 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     print(f"machine: {machine()}")
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
