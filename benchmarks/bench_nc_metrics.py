@@ -8,22 +8,25 @@ Timed with ``time.perf_counter`` after one warm-up call of each variant, in ``--
 rounds that run every variant once (so that bursts of load from other processes hit all
 variants alike); the best time and the median over rounds are printed:
 
-* ``stream``:      ``nc_metrics(X, y, num_classes=K)``: one streaming float64 pass (NC1-NC3);
-* ``stream+nc4``:  ``nc_metrics(X, y, W, b, num_classes=K)``: plus the second pass for NC4;
-* ``direct``:      a per-class reference written here: for each class, its rows in
-  float64, mean and centred scatter; then Sigma_W, Sigma_B, pinv(Sigma_B) and the trace.
-  Its nc1 is compared with nc_metrics' (relative difference, expected ~1e-8 or better);
-* ``XtX f32``:     ``X.T @ X`` in float32;
-* ``XtX f64``:     ``Xd.T @ Xd`` with ``Xd = X.double()`` made beforehand (conversion excluded);
-* ``XtX f64+cvt``: ``X.double().T @ X.double()`` (conversion included).
+* ``nc_metrics``:    ``nc_metrics(X, y, num_classes=K)``: the in-memory path, two passes over X
+  in float64 blocks (NC1-NC3);
+* ``nc_metrics+W``:  ``nc_metrics(X, y, W, b, num_classes=K)``: plus the NC4 decisions;
+* ``stream 2-pass``: the streaming path for data that do not fit in memory: ``TwoPassNC`` fed
+  ``--batch-size`` rows at a time, both passes (NC1-NC3);
+* ``stream 1-pass``: ``NCAccumulator`` fed ``--batch-size`` rows, then ``measures`` (the one-pass
+  d x d scatter that ``nc_metrics`` used before);
+* ``direct``:        a per-class reference written here: for each class, its rows in
+  float64, mean and centred scatter; then Sigma_W, Sigma_B, pinv(Sigma_B) and the trace;
+* ``2x sum f32``:    two plain passes over X: ``X.sum(0)`` twice, float32 (the memory floor);
+* ``XtX f32``:       ``X.T @ X`` in float32.
 
-Ratios printed: stream / XtX f32, stream / XtX f64 (both XtX f64 variants), and
-direct / stream. The project's goal is a streaming pass within 2x of one X^T X product;
-the verdict is printed against each X^T X variant. torch's thread count is left at its
-default.
+Ratios printed, with the goals of issue 12 beside them: direct / nc_metrics (goal: at least 5x)
+and nc_metrics / 2x sum f32 (goal: at most 3x), with and without W. Agreement: nc1 against the
+direct reference, and every key of nc_metrics against both streaming paths (largest relative
+difference). torch's thread count is left at its default unless ``--threads`` is given.
 
-Memory: with ``--memory`` (default on, Linux only), each of stream, stream+nc4 and
-XtX f64+cvt is run in a fresh subprocess (with glibc's ``MALLOC_MMAP_THRESHOLD_=131072``,
+Memory: with ``--memory`` (default on, Linux only), each of nc_metrics, nc_metrics+W and
+stream 1-pass is run in a fresh subprocess (with glibc's ``MALLOC_MMAP_THRESHOLD_=131072``,
 so freed blocks go back to the OS): after building the data and one warm-up call on
 2,000 rows, the process's peak resident set size is reset (writing 5 to
 ``/proc/self/clear_refs``) and the growth of the peak (``VmHWM`` in ``/proc/self/status``)
@@ -48,10 +51,13 @@ import time
 
 import torch
 
-from ufm import nc_metrics
+from ufm import NCAccumulator, nc_metrics
+from ufm.metrics.accumulators import TwoPassNC
+from ufm.metrics.nc import measures
 from _machine import machine, memory_supported, reset_peak, status_kib  # benchmarks/ is on sys.path when a script here runs
 
-GOAL_RATIO = 2.0
+GOAL_VS_DIRECT = 5.0  # nc_metrics at least this many times faster than the direct reference
+GOAL_VS_FLOOR = 3.0  # nc_metrics within this factor of two float32 X.sum(0) passes
 
 
 def make_data(N: int, d: int, K: int, seed: int = 0):
@@ -86,14 +92,37 @@ def direct_nc1(X: torch.Tensor, y: torch.Tensor, K: int) -> float:
     return float(torch.trace(sigma_w @ torch.linalg.pinv(sigma_b, hermitian=True)) / K)
 
 
+def stream_two_pass(X, y, K, batch_size, W=None, b=None) -> dict:
+    """The streaming path: TwoPassNC fed batch_size rows at a time, both passes."""
+    acc = TwoPassNC(K, X.shape[1], W, b)
+    for s in range(0, X.shape[0], batch_size):
+        acc.update_means(X[s:s + batch_size], y[s:s + batch_size])
+    acc.finish_means()
+    for s in range(0, X.shape[0], batch_size):
+        acc.update_span(X[s:s + batch_size], y[s:s + batch_size])
+    return acc.measures()
+
+
+def stream_one_pass(X, y, K, batch_size) -> dict:
+    """The one-pass NCAccumulator (full d x d within-class scatter) fed batch_size rows at a time."""
+    acc = NCAccumulator(K, X.shape[1])
+    for s in range(0, X.shape[0], batch_size):
+        acc.update(X[s:s + batch_size], y[s:s + batch_size])
+    return measures(acc.statistics())
+
+
+def max_rel(a: dict, b: dict) -> float:
+    return max(abs(a[k] - b[k]) / abs(b[k]) if b[k] else abs(a[k]) for k in b)
+
+
 def memory_probe(what: str, N: int, d: int, K: int, seed: int) -> None:
     """Run in a fresh subprocess: growth of peak RSS (MiB) across one call, printed as JSON."""
     X, y, M = make_data(N, d, K, seed)
     b = torch.zeros(K)
     fns = {
-        "stream": lambda X, y: nc_metrics(X, y, num_classes=K),
-        "stream+nc4": lambda X, y: nc_metrics(X, y, M, b, num_classes=K),
-        "XtX f64+cvt": lambda X, y: X.double().T @ X.double(),
+        "nc_metrics": lambda X, y: nc_metrics(X, y, num_classes=K),
+        "nc_metrics+W": lambda X, y: nc_metrics(X, y, M, b, num_classes=K),
+        "stream 1-pass": lambda X, y: stream_one_pass(X, y, K, 8192),
     }
     fns[what](X[:2000], torch.arange(2000) % K)  # small warm-up: library initialisation is not counted
     before = reset_peak()
@@ -113,19 +142,23 @@ def measure_memory(what: str, N: int, d: int, K: int, seed: int) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+NAMES = ["nc_metrics", "nc_metrics+W", "stream 2-pass", "stream 1-pass", "direct", "2x sum f32", "XtX f32"]
+
+
 def run_K(N: int, d: int, K: int, seed: int, repeats: int, batch_size: int) -> dict:
     X, y, M = make_data(N, d, K, seed)
     b = torch.zeros(K)
-    Xd = X.double()
     fns = {
-        "stream": lambda: nc_metrics(X, y, num_classes=K, batch_size=batch_size),
-        "stream+nc4": lambda: nc_metrics(X, y, M, b, num_classes=K, batch_size=batch_size),
+        "nc_metrics": lambda: nc_metrics(X, y, num_classes=K),
+        "nc_metrics+W": lambda: nc_metrics(X, y, M, b, num_classes=K),
+        "stream 2-pass": lambda: stream_two_pass(X, y, K, batch_size),
+        "stream 1-pass": lambda: stream_one_pass(X, y, K, batch_size),
         "direct": lambda: direct_nc1(X, y, K),
+        "2x sum f32": lambda: (X.sum(0), X.sum(0)),
         "XtX f32": lambda: X.T @ X,
-        "XtX f64": lambda: Xd.T @ Xd,
-        "XtX f64+cvt": lambda: X.double().T @ X.double(),
     }
     out = {name: fn() for name, fn in fns.items()}  # warm-up, and the results
+    out["stream 2-pass+W"] = stream_two_pass(X, y, K, batch_size, M, b)
     # Rounds: every variant once per round, so that a burst of load from other processes
     # hits all variants alike; the best and the median over rounds are kept.
     times = {name: [] for name in fns}
@@ -138,10 +171,10 @@ def run_K(N: int, d: int, K: int, seed: int, repeats: int, batch_size: int) -> d
     for name, ts in times.items():
         ts.sort()
         t[name], t[name + " med"] = ts[0], ts[len(ts) // 2]
-    m_stream, m_nc4, nc1_direct = out["stream"], out["stream+nc4"], out["direct"]
-    rel = abs(m_stream["nc1"] - nc1_direct) / abs(nc1_direct)
-    return {"K": K, "t": t, "nc1": m_stream["nc1"], "nc1_direct": nc1_direct, "rel": rel, "nc4": m_nc4["nc4"],
-            "nc1_same": m_stream["nc1"] == m_nc4["nc1"]}
+    m, mw, nc1_direct = out["nc_metrics"], out["nc_metrics+W"], out["direct"]
+    return {"K": K, "t": t, "nc1": m["nc1"], "nc1_direct": nc1_direct,
+            "rel": abs(m["nc1"] - nc1_direct) / abs(nc1_direct), "nc4": mw["nc4"],
+            "rel_2pass": max_rel(mw, out["stream 2-pass+W"]), "rel_1pass": max_rel(m, out["stream 1-pass"])}
 
 
 def main(argv=None):
@@ -153,6 +186,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=8192, help="nc_metrics batch_size (its default: 8192)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: torch's); 1 is steadier on a CPU shared with other work")
     ap.add_argument("--memory", dest="memory", action="store_true", default=True)
     ap.add_argument("--no-memory", dest="memory", action="store_false")
     ap.add_argument("--_memprobe", default=None, help=argparse.SUPPRESS)
@@ -162,46 +197,45 @@ def main(argv=None):
         return
     if args.quick:
         args.N, args.repeats = 10_000, 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     print(f"machine: {machine()}")
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     print(f"data: N={args.N}, d={args.d}, float32, K in {args.K}; nc_metrics batch_size={args.batch_size}; "
           f"best of {args.repeats} interleaved rounds after a warm-up (median in brackets)\n")
 
-    names = ["stream", "stream+nc4", "direct", "XtX f32", "XtX f64", "XtX f64+cvt"]
     rows = [run_K(args.N, args.d, K, args.seed, args.repeats, args.batch_size) for K in args.K]
 
-    hdr = f"{'K':>4}  " + "".join(f"{n:>19}" for n in names)
     print("wall time, seconds")
-    print(hdr)
-    print("-" * len(hdr))
     for r in rows:
-        cells = "".join(f"{r['t'][n]:>10.3f} ({r['t'][n + ' med']:>6.3f})" for n in names)
-        print(f"{r['K']:>4}  {cells}")
+        print(f"K={r['K']}: " + ", ".join(f"{n} {r['t'][n]:.4f} ({r['t'][n + ' med']:.4f})" for n in NAMES))
 
-    print("\nratios (best times)")
-    rh = (f"{'K':>4}{'stream/XtX f32':>16}{'stream/XtX f64':>16}{'stream/XtX f64+cvt':>20}"
-          f"{'stream+nc4/stream':>19}{'direct/stream':>15}")
+    print("\nratios (best times), goals of issue 12 beside them")
+    rh = (f"{'K':>4}{'direct/nc_metrics':>19}{'direct/(nc_metrics+W)':>23}{'nc_metrics/2x sum':>19}"
+          f"{'(nc_metrics+W)/2x sum':>23}{'stream 2-pass/nc_metrics':>26}")
     print(rh)
     print("-" * len(rh))
     for r in rows:
         t = r["t"]
-        print(f"{r['K']:>4}{t['stream'] / t['XtX f32']:>16.2f}{t['stream'] / t['XtX f64']:>16.2f}"
-              f"{t['stream'] / t['XtX f64+cvt']:>20.2f}{t['stream+nc4'] / t['stream']:>19.2f}"
-              f"{t['direct'] / t['stream']:>15.2f}")
+        print(f"{r['K']:>4}{t['direct'] / t['nc_metrics']:>19.2f}{t['direct'] / t['nc_metrics+W']:>23.2f}"
+              f"{t['nc_metrics'] / t['2x sum f32']:>19.2f}{t['nc_metrics+W'] / t['2x sum f32']:>23.2f}"
+              f"{t['stream 2-pass'] / t['nc_metrics']:>26.2f}")
+    for r in rows:
+        t = r["t"]
+        for what in ("nc_metrics", "nc_metrics+W"):
+            fast, floor = t["direct"] / t[what], t[what] / t["2x sum f32"]
+            print(f"K={r['K']:>3} {what:<13}: {fast:5.2f}x faster than direct (goal >= {GOAL_VS_DIRECT:g}x: "
+                  f"{'met' if fast >= GOAL_VS_DIRECT else 'NOT met'}); {floor:5.2f}x two float32 passes "
+                  f"(goal <= {GOAL_VS_FLOOR:g}x: {'met' if floor <= GOAL_VS_FLOOR else 'NOT met'})")
 
     print("\nagreement")
     for r in rows:
-        print(f"K={r['K']:>3}: nc1 streaming {r['nc1']:.12g}, direct {r['nc1_direct']:.12g}, "
-              f"relative difference {r['rel']:.1e} ({'ok' if r['rel'] < 1e-8 else 'LARGER than 1e-8'}); "
-              f"nc4 = {r['nc4']:.4g}; nc1 identical with and without weight: {r['nc1_same']}")
-
-    print(f"\ngoal: streaming (NC1-NC3) within {GOAL_RATIO:g}x of one X^T X product")
-    for r in rows:
-        t = r["t"]
-        for ref in ("XtX f32", "XtX f64", "XtX f64+cvt"):
-            ratio = t["stream"] / t[ref]
-            print(f"K={r['K']:>3} vs {ref:<12}: {ratio:5.2f}x -> {'met' if ratio <= GOAL_RATIO else 'NOT met'}")
+        print(f"K={r['K']:>3}: nc1 {r['nc1']:.12g}, direct {r['nc1_direct']:.12g} (relative difference "
+              f"{r['rel']:.1e}); largest relative difference over every key, nc_metrics+W vs stream 2-pass "
+              f"{r['rel_2pass']:.1e}, nc_metrics vs stream 1-pass {r['rel_1pass']:.1e} "
+              f"({'ok' if max(r['rel'], r['rel_2pass'], r['rel_1pass']) < 1e-10 else 'LARGER than 1e-10'}); "
+              f"nc4 = {r['nc4']:.4g}")
 
     if args.memory and not memory_supported():
         print("\nmemory: skipped (needs Linux /proc/self/status VmHWM and a writable /proc/self/clear_refs)")
@@ -209,15 +243,13 @@ def main(argv=None):
         print("\npeak extra memory of one call (peak RSS growth in a fresh subprocess, MiB); "
               f"the float32 data themselves take {args.N * args.d * 4 / 2**20:.1f} MiB")
         for K in args.K:
-            for what in ("stream", "stream+nc4", "XtX f64+cvt"):
+            for what in ("nc_metrics", "nc_metrics+W", "stream 1-pass"):
                 m = measure_memory(what, args.N, args.d, K, args.seed)
                 print(f"K={K:>3} {what:<12}: +{m['delta_mib']:7.1f} MiB (RSS {m['rss_mib']:.0f} -> peak "
                       f"{m['peak_mib']:.0f} MiB)")
-        d, K, B = args.d, max(args.K), args.batch_size
-        acc = (d * d + 2 * K * d + K) * 8 / 2**20
-        batch = min(B, args.N) * d * 8 / 2**20
-        print(f"for reference: float64 accumulators (d^2 + 2Kd + K) = {acc:.2f} MiB at K={K}; "
-              f"one float64 batch of {min(B, args.N)} x {d} = {batch:.1f} MiB")
+        d, B = args.d, args.batch_size
+        print(f"for reference: the one-pass d x d scatter = {d * d * 8 / 2**20:.2f} MiB; one float64 batch of "
+              f"{min(B, args.N)} x {d} = {min(B, args.N) * d * 8 / 2**20:.1f} MiB")
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
 
 

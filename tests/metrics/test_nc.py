@@ -617,3 +617,72 @@ def test_two_pass_equals_nc_metrics_and_merges_shards_exactly(K, d):
     for got in results:
         for key in ref:
             assert got[key] == pytest.approx(ref[key], rel=1e-10, abs=1e-13), key
+
+
+# ---------------------------------------------------------------------------
+# 8. The in-memory path of nc_metrics against the streaming paths and the dense reference.
+
+@pytest.mark.parametrize("N,d,K", [(400, 24, 5), (300, 7, 4), (120, 3, 6), (600, 40, 12)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_in_memory_and_streaming_paths_equal_the_dense_reference(N, d, K, dtype):
+    """nc_metrics (two passes over the tensor in float64 blocks), TwoPassNC fed batches, and the
+    one-pass NCAccumulator with an NC4Accumulator pass: every key equal to the dense reference."""
+    from ufm.metrics.accumulators import TwoPassNC
+    from ufm.metrics.nc import measures
+
+    X, y, W, b = make_random(N, d, K, seed=N + d + K)
+    Xt, yt, Wt, bt = (torch.tensor(a) for a in (X, y, W, b))
+    Xt, Wt, bt = Xt.to(dtype), Wt.to(dtype), bt.to(dtype)
+    ref = ref_metrics(Xt.double().numpy(), y, K, Wt.double().numpy(), bt.double().numpy())
+    fast = nc_metrics(Xt, yt, Wt, bt)
+    two = TwoPassNC(K, d, Wt, bt, block_rows=5)  # blocks smaller than the batches
+    for s in range(0, N, 37):
+        two.update_means(Xt[s:s + 37], yt[s:s + 37])
+    two.finish_means()
+    for s in range(0, N, 37):
+        two.update_span(Xt[s:s + 37], yt[s:s + 37])
+    one = NCAccumulator(K, d)
+    for s in range(0, N, 53):
+        one.update(Xt[s:s + 53], yt[s:s + 53])
+    st = one.statistics()
+    dec = NC4Accumulator(st.means, Wt, bt)
+    dec.update(Xt)
+    paths = {"nc_metrics": fast, "TwoPassNC": two.measures(), "NCAccumulator": measures(st, Wt, nc4=dec.value(st))}
+    for name, got in paths.items():
+        assert list(got) == list(ALL_KEYS), name
+        for key in ALL_KEYS:
+            assert got[key] == pytest.approx(ref[key], rel=1e-10, abs=1e-14), (name, key)
+    assert 0 < ref["nc4"] < 1  # the decisions are exercised
+
+
+def test_in_memory_nc4_decides_ties_as_the_one_pass_path():
+    """0/1 features: many samples are exactly equidistant from two class means, so the decisions
+    hinge on the lowest-index rule and on the last bit of the means. nc_metrics must take the
+    means of the one-pass accumulator and the NC4Accumulator's arithmetic: the same count."""
+    g = torch.Generator().manual_seed(3)
+    K, d, N = 3, 5, 90
+    X = (torch.rand(N, d, generator=g) > 0.5).to(torch.float32)
+    y = torch.arange(N) % K
+    W = torch.randn(K, d, generator=g)
+    for bs in (7, 8192):
+        acc = NCAccumulator(K, d)
+        for s in range(0, N, bs):
+            acc.update(X[s:s + bs], y[s:s + bs])
+        st = acc.statistics()
+        dec = NC4Accumulator(st.means, W)
+        dec.update(X)
+        assert nc_metrics(X, y, W, batch_size=bs)["nc4"] == dec.value(st)
+    # a classifier that ties everywhere (W = 0, b = 0): argmax picks class 0 for every sample
+    zero = nc_metrics(X, y, torch.zeros(K, d))["nc4"]
+    means = torch.stack([X[y == k].double().mean(0) for k in range(K)])
+    assert zero == ref_nc4(X.double().numpy(), means.numpy(), np.zeros((K, d)), np.zeros(K))
+
+
+def test_in_memory_path_keeps_the_messages_of_the_one_pass_path():
+    X, y, _, _ = _good()
+    with pytest.raises(ValueError, match="NCAccumulator.statistics: no batch has been added"):
+        nc_metrics(X[:0], y[:0], num_classes=3)
+    with pytest.raises(InvalidParameterError, match="'dim' parameter of NCAccumulator"):
+        nc_metrics(X[:, :0], y)
+    with pytest.raises(ValueError, match=r"NCAccumulator.statistics: classes \[3\] have no samples"):
+        nc_metrics(X, y, num_classes=4)

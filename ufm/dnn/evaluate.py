@@ -65,10 +65,10 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, num_classes: int, alpha: f
              noise: tuple = (), noise_seed: int = 0) -> tuple:
     """NC and logit statistics of one split, in eval mode; returns (record, logits, labels).
 
-    Streams the split once through the network: the features feed the first pass of a
-    :class:`~ufm.metrics.accumulators.TwoPassNC` (class means) and are kept for its second pass
-    (NC1's within-class terms on the span of the class means, and NC4); the logits are kept
-    (float64) for the loss, error, logit statistics and calibration. Under ``dist`` each process
+    Streams the split once through the network and keeps its features and logits: the features
+    go, as one batch, through both passes of a :class:`~ufm.metrics.accumulators.TwoPassNC`
+    (class means; NC1's within-class terms on the span of the class means, and NC4); the logits
+    (float64) serve the loss, error, logit statistics and calibration. Under ``dist`` each process
     takes a contiguous shard, the accumulator's sums are all-reduced and the logits are gathered.
     ``record`` holds every key but the calibration ones, and for each sigma of ``noise`` the
     error under input noise of that standard deviation (:func:`noise_errors`, drawn from
@@ -90,23 +90,24 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, num_classes: int, alpha: f
     acc = TwoPassNC(num_classes, core.feature_dim, W, b, device=x.device)
     feats, logits = [], []
     for start in range(lo, hi, batch_size):
-        xb, yb = x[start:min(hi, start + batch_size)], y[start:min(hi, start + batch_size)]
-        z, h = core(xb, return_features=True)  # (B, K), (B, d); not through DDP: no collective per batch
-        acc.update_means(h, yb)
-        feats.append((h, yb))
-        logits.append(z.to(torch.float64))
+        z, h = core(x[start:min(hi, start + batch_size)], return_features=True)  # (B, K), (B, d); not through DDP
+        feats.append(h)
+        logits.append(z)
+    H = torch.cat(feats) if feats else x.new_zeros((0, core.feature_dim))  # (n_r, d), this process's shard
+    Z = (torch.cat(logits) if logits else x.new_zeros((0, num_classes))).to(torch.float64)  # (n_r, K)
+    acc.update_means(H, y[lo:hi])  # both passes of the accumulator run over the stored features
     reduce = dist.all_reduce if dist is not None else None
-    finite = torch.tensor([float(all(bool(torch.isfinite(h).all()) for h, _ in feats)
-                                 and all(bool(torch.isfinite(z).all()) for z in logits))], device=x.device)
+    # the float64 class sums are finite exactly when the features are (else look at the features themselves)
+    finite = ((bool(torch.isfinite(acc.class_sums).all()) or bool(torch.isfinite(H).all()))
+              and bool(torch.isfinite(Z).all()))
+    finite = torch.tensor([float(finite)], device=x.device)
     if reduce is not None:
         reduce(finite)  # every process raises together
     if int(finite) != world:
         raise TrainingDivergedError("the network's features or logits became non-finite")
     st = acc.finish_means(reduce)
-    for h, yb in feats:  # the second pass runs over the stored features, not the network
-        acc.update_span(h, yb)
+    acc.update_span(H, y[lo:hi])
     record = acc.measures(reduce)
-    Z = torch.cat(logits) if logits else x.new_zeros((0, num_classes), dtype=torch.float64)  # (n_r, K)
     Z, labels = (dist.gather(Z), dist.gather(y[lo:hi])) if dist is not None else (Z, y[lo:hi])  # (N, K), (N,)
     Z, labels = Z.cpu(), labels.cpu()
     record["loss"] = float(get_loss(loss)(Z, labels, alpha))

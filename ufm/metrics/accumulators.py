@@ -116,6 +116,17 @@ class NC4Accumulator:
         return self.mismatches / self.total if self.total else float("nan")
 
 
+#: bytes of one float64 working block of features (a few of them live at once), so that a block
+#: converted from the features is still in cache when the next operation reads it
+_BLOCK_BYTES = 2 ** 21
+
+
+def _block_rows(dim: int, limit: Optional[int] = None) -> int:
+    """Rows of a float64 working block of width ``dim`` (at most ``limit``)."""
+    rows = max(1, _BLOCK_BYTES // (8 * max(dim, 1)))
+    return rows if limit is None else max(1, min(rows, limit))
+
+
 class TwoPassNC:
     """NC1-NC4 from two passes over the same features, without the d x d within-class scatter.
 
@@ -125,30 +136,49 @@ class TwoPassNC:
     * pass 1 (:meth:`update_means`): class sums and counts, in float64, then
       :meth:`finish_means`: the class means mu_k, Sigma_B and its directions V (d, r);
     * pass 2 (:meth:`update_span`): sum_i ((h_i - mu_{y_i}) . v_j)^2 for each j, and the NC4
-      decisions (:class:`NC4Accumulator`); :meth:`measures` then gives the same dict as
-      :func:`nc_metrics` (same conventions, same measure functions).
+      decisions (those of :class:`NC4Accumulator`, with the same arithmetic, so ties go the same
+      way); :meth:`measures` then gives the same dict as :func:`nc_metrics` (same conventions,
+      same measure functions).
 
-    Cost per sample O(d r) instead of the O(d^2) of the full scatter (the one-pass
-    :class:`NCAccumulator`), and the deviations are taken from the exact means, so nothing is
-    lost to cancellation. Every state is a plain sum, so per-process states merge exactly with
+    Both passes work on float64 blocks of about 2 MiB (at most ``block_rows`` rows) converted from
+    the batch, whatever its size and dtype, so a whole split or data set can be passed as one
+    batch. Pass 2 takes the
+    deviations d_i = h_i - mu_{y_i} in float64 (nothing is lost to cancellation, however strongly
+    the features collapse) and one product d_i^T [V, M^T] (M (K, d) the centered class means):
+    NC1's terms from the first r columns, the nearest-class-center scores
+    ||mu_k - mu_G||^2 - 2 (h_i - mu_G) . (mu_k - mu_G) (those of :class:`NC4Accumulator`) from the
+    last K, as d_i . m_k + m_{y_i} . m_k; the classifier's decision is argmax (W h_i + b) in
+    float64. Cost per sample O(d (r + 2K)) instead of the O(d^2) of the full scatter (the one-pass
+    :class:`NCAccumulator`). Every state is a plain sum, so per-process states merge exactly with
     an ``all_reduce(tensor)`` that sums in place (e.g. ``torch.distributed.all_reduce``), passed
-    to :meth:`finish_means` and :meth:`measures`. The training loop evaluates through this class.
+    to :meth:`finish_means` and :meth:`measures`. :func:`nc_metrics` and the training loop
+    evaluate through this class.
     """
 
     def __init__(self, num_classes: int, dim: int, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
-                 *, device=None):
+                 *, device=None, block_rows: Optional[int] = None):
         check_param("num_classes", num_classes, Interval("int", 2, None, "left"), "TwoPassNC")
         check_param("dim", dim, Interval("int", 1, None, "left"), "TwoPassNC")
         self.num_classes, self.dim = num_classes, dim
         self.weight, self.bias = weight, bias
+        self._rows = _block_rows(dim, block_rows)
         self._sums = torch.zeros(num_classes, dim, dtype=torch.float64, device=device)  # (K, d)
         self._counts = torch.zeros(num_classes, dtype=torch.float64, device=device)  # (K,)
         self._stats = None
 
+    @property
+    def class_sums(self) -> torch.Tensor:
+        """(K, d) float64 sums of this process's features per class (pass 1; merged by :meth:`finish_means`).
+
+        Finite exactly when every feature added so far is, for features of lower precision than
+        float64 (a sum of fewer than 2^53 of them cannot overflow; a NaN or an infinity reaches it)."""
+        return self._sums
+
     @torch.no_grad()
     def update_means(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         X, y = _check_batch(features, labels, self.num_classes, self.dim, "TwoPassNC.update_means")
-        self._sums.index_add_(0, y, X.to(torch.float64))
+        sums, y = self._sums, y.to(self._sums.device)
+        _add_rows(sums, X, y, self._rows)
         self._counts += torch.bincount(y, minlength=self.num_classes).to(torch.float64)
 
     @torch.no_grad()
@@ -161,26 +191,47 @@ class TwoPassNC:
         if empty:
             raise ValueError(f"TwoPassNC: classes {empty} have no samples; every class in [0, num_classes) "
                              "needs at least one")
-        means = self._sums / self._counts.unsqueeze(1)  # (K, d)
-        global_mean, centered, sigma_b = between(means)
-        self._lam, self._V, self._keep = between_span(sigma_b, self.num_classes, centered)  # (r,), (d, r), (r,)
-        self._proj = torch.zeros_like(self._lam)  # (r,)
-        self._mean_proj = means @ self._V  # (K, r)
-        self._stats = ClassStatistics(means, self._counts.round().to(torch.int64), global_mean, None, sigma_b)
-        self._nc4 = NC4Accumulator(means, self.weight, self.bias) if self.weight is not None else None
+        self._begin_span(self._sums / self._counts.unsqueeze(1))  # (K, d)
         return self._stats
+
+    def _begin_span(self, means: torch.Tensor) -> None:
+        """The state of pass 2 from the class means (K, d): Sigma_B's directions, the product's columns."""
+        global_mean, centered, sigma_b = between(means)  # (d,), (K, d), (d, d)
+        self._lam, self._V, self._keep = between_span(sigma_b, self.num_classes, centered)  # (r,), (d, r), (r,)
+        self._means, self._Vt = means, self._V.T.contiguous()  # (K, d), (r, d)
+        self._proj = torch.zeros_like(self._lam)  # (r,)
+        self._stats = ClassStatistics(means, self._counts.round().to(torch.int64), global_mean, None, sigma_b)
+        self._mismatches = torch.zeros((), dtype=torch.int64, device=means.device)
+        self._total = 0
+        if self.weight is None:
+            return
+        self._W = self.weight.to(dtype=torch.float64, device=means.device)  # (K, d)
+        self._b = (torch.zeros(self.num_classes, dtype=torch.float64, device=means.device) if self.bias is None
+                   else self.bias.to(dtype=torch.float64, device=means.device))  # (K,)
+        self._center, self._centered = global_mean, centered  # (d,), (K, d)
+        self._sq = (centered ** 2).sum(1)  # (K,)
 
     @torch.no_grad()
     def update_span(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         if self._stats is None:
             raise ValueError("TwoPassNC.update_span: call finish_means after the first pass")
         X, y = _check_batch(features, labels, self.num_classes, self.dim, "TwoPassNC.update_span")
-        X = X.to(torch.float64)  # (B, d)
-        # (h - mu_y) . v_j = h . v_j - mu_y . v_j: float64 leaves ~1e-16 |mu| of cancellation, far
-        # below the resolution of float32 features
-        self._proj += ((X @ self._V - self._mean_proj[y]) ** 2).sum(0)  # (r,)
-        if self._nc4 is not None:
-            self._nc4.update(X)
+        y = y.to(self._means.device)
+        n, rows, r = X.shape[0], self._rows, self._V.shape[1]
+        buf = torch.empty(min(rows, n), self.dim, dtype=torch.float64, device=self._means.device)
+        tmp = torch.empty_like(buf)
+        for s in range(0, n, rows):
+            Xd, T, yb = buf[:min(rows, n - s)], tmp[:min(rows, n - s)], y[s:s + rows]  # (B, d), (B, d), (B,)
+            Xd.copy_(X[s:s + rows])
+            if self.weight is not None:  # the decisions of NC4Accumulator, with the same arithmetic
+                clf = torch.argmax(Xd @ self._W.T + self._b, dim=1)  # (B,)
+                torch.sub(Xd, self._center, out=T)  # h - mu_G
+                ncc = torch.argmin(self._sq - 2 * (T @ self._centered.T), dim=1)  # (B,)
+                self._mismatches += (ncc != clf).sum()
+            torch.index_select(self._means, 0, yb, out=T)
+            Xd.sub_(T)  # h - mu_y, float64
+            self._proj += ((Xd @ self._Vt.T) ** 2).sum(0)  # (r,); X @ A.T is MKL's faster form for few columns
+        self._total += n
 
     @torch.no_grad()
     def measures(self, all_reduce=None, nc1_variant: str = "normalized") -> dict:
@@ -188,9 +239,9 @@ class TwoPassNC:
         check_param("nc1_variant", nc1_variant, Options(NC1_VARIANTS), "TwoPassNC.measures")
         proj = self._proj.clone()
         nc4 = None
-        if self._nc4 is not None:
-            counts = torch.tensor([self._nc4.mismatches, self._nc4.total], dtype=torch.float64,
-                                  device=proj.device)
+        if self.weight is not None:
+            counts = torch.stack([self._mismatches.to(torch.float64),
+                                  torch.tensor(float(self._total), dtype=torch.float64, device=proj.device)])
             if all_reduce is not None:
                 all_reduce(counts)
             nc4 = float(counts[0] / counts[1])
@@ -199,6 +250,50 @@ class TwoPassNC:
         N = self._counts.sum()
         value = nc1_from_span(proj / N, self._lam, self._keep, self.num_classes, nc1_variant)
         return measures(self._stats, self.weight, nc4=nc4, nc1_value=float(value))
+
+
+def _add_rows(sums: torch.Tensor, X: torch.Tensor, y: torch.Tensor, rows: int, shift=None) -> None:
+    """``sums (K, d)`` (float64) += the sums of the rows of ``X (B, d)`` per label ``y``, in row order
+    (as one ``index_add_``), minus ``shift[y]`` (K, d) if given; X converted to float64 in blocks."""
+    if X.dtype == sums.dtype and X.device == sums.device and shift is None:
+        sums.index_add_(0, y, X)
+        return
+    buf = torch.empty(min(rows, X.shape[0]), X.shape[1], dtype=sums.dtype, device=sums.device)
+    tmp = torch.empty_like(buf) if shift is not None else None
+    for s in range(0, X.shape[0], rows):
+        block, yb = buf[:min(rows, X.shape[0] - s)], y[s:s + rows]  # (B, d), (B,)
+        block.copy_(X[s:s + rows])
+        if shift is not None:
+            block.sub_(torch.index_select(shift, 0, yb, out=tmp[:block.shape[0]]))
+        sums.index_add_(0, yb, block)
+
+
+def _shifted_means(X: torch.Tensor, y: torch.Tensor, K: int, batch_size: int, rows: int):
+    """Class means (K, d) and counts (K,) of in-memory features, float64, with the arithmetic of
+    :class:`NCAccumulator` fed ``batch_size`` rows at a time: each class centred on its mean in the
+    first batch where it appears, so the means are those :func:`nc_metrics` has always given (bit
+    for bit) and strongly collapsed or offset features keep their digits. Raises its messages."""
+    d = X.shape[1]
+    if X.shape[0] == 0:
+        raise ValueError("NCAccumulator.statistics: no batch has been added")
+    shift = torch.zeros(K, d, dtype=torch.float64, device=X.device)  # (K, d)
+    sums = torch.zeros_like(shift)  # (K, d) sums of shifted features
+    counts = torch.zeros(K, dtype=torch.int64, device=X.device)  # (K,)
+    for start in range(0, X.shape[0], batch_size):
+        Xb, yb = X[start:start + batch_size], y[start:start + batch_size]
+        batch_counts = torch.bincount(yb, minlength=K)  # (K,)
+        new = (counts == 0) & (batch_counts > 0)
+        if bool(new.any()):
+            batch_sums = torch.zeros_like(sums)
+            _add_rows(batch_sums, Xb, yb, rows)
+            shift[new] = (batch_sums / batch_counts.clamp(min=1).unsqueeze(1).to(torch.float64))[new]
+        _add_rows(sums, Xb, yb, rows, shift)
+        counts += batch_counts
+    empty = (counts == 0).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(f"NCAccumulator.statistics: classes {empty} have no samples; "
+                         "every class in [0, num_classes) needs at least one")
+    return shift + sums / counts.to(torch.float64).unsqueeze(1), counts
 
 
 def _check_batch(features, labels, K, d, caller):
@@ -225,9 +320,13 @@ def nc_metrics(features: torch.Tensor, labels: torch.Tensor, weight: Optional[to
                nc1_variant: str = "normalized", batch_size: int = 8192) -> dict:
     """Neural-collapse metrics of features ``(N, d)`` with integer labels ``(N,)``.
 
-    Conventions: see the module docstring. Statistics are accumulated in float64 in
-    one streaming pass of ``batch_size`` rows (memory O(d^2 + K d) plus a few float64
-    copies of one batch); NC4 takes a second pass, since it needs the final class means.
+    Conventions: see the module docstring. Two passes over the features held in memory
+    (:class:`TwoPassNC`): the class sums in float64, then the within-class deviations in
+    float64 projected on the r = min(K-1, d) directions of Sigma_B that NC1 inverts, with the
+    NC4 decisions, in float64 blocks of at most ``batch_size`` rows (and about 2 MiB): O(N d K)
+    work and O(K d + d r) memory besides a few blocks, no d x d matrix when K < d. For data that
+    do not fit in memory, feed :class:`TwoPassNC` (or the one-pass :class:`NCAccumulator`) batch
+    by batch: the same numbers up to float64 rounding.
 
     Args:
         features: (N, d) tensor, any float dtype.
@@ -264,14 +363,11 @@ def nc_metrics(features: torch.Tensor, labels: torch.Tensor, weight: Optional[to
     if bias is not None and tuple(bias.shape) != (num_classes,):
         raise InvalidParameterError(f"The 'bias' parameter of nc_metrics must have shape ({num_classes},). "
                                     f"Got {tuple(bias.shape)} instead.")
-    acc = NCAccumulator(num_classes, X.shape[1], device=X.device)
-    for start in range(0, X.shape[0], batch_size):
-        acc.update(X[start:start + batch_size], y[start:start + batch_size])
-    st = acc.statistics()
-    nc4 = None
-    if weight is not None:
-        dec = NC4Accumulator(st.means, weight, bias)
-        for start in range(0, X.shape[0], batch_size):
-            dec.update(X[start:start + batch_size])
-        nc4 = dec.value(st)
-    return measures(st, weight, nc4=nc4, nc1_variant=nc1_variant)
+    # the checks and messages of the one-pass accumulator that nc_metrics used before, kept as they were
+    check_param("dim", X.shape[1], Interval("int", 1, None, "left"), "NCAccumulator")
+    acc = TwoPassNC(num_classes, X.shape[1], weight, bias, device=X.device, block_rows=batch_size)
+    means, counts = _shifted_means(X, y, num_classes, batch_size, acc._rows)  # pass 1
+    acc._counts = counts.to(torch.float64)
+    acc._begin_span(means)
+    acc.update_span(X, y)  # pass 2
+    return acc.measures(nc1_variant=nc1_variant)

@@ -242,21 +242,17 @@ def measures(statistics: ClassStatistics, weight: Optional[torch.Tensor] = None,
     st = statistics
     K = st.num_classes
     centered = st.means - st.global_mean  # (K, d)
-    out = {
-        "nc1": nc1_value if nc1_value is not None else nc1(st.sigma_w, st.sigma_b, K, nc1_variant,
-                                                            centered_means=centered),
-        "nc2_h": nc2(centered),
-        "nc2_h_equinorm": equinorm(centered),
-        "nc2_h_equiangular": equiangularity(centered),
-    }
-    if weight is not None:
+    value = nc1_value if nc1_value is not None else nc1(st.sigma_w, st.sigma_b, K, nc1_variant,
+                                                         centered_means=centered)
+    if weight is None:
+        out = {"nc1": value, "nc2_h": nc2(centered), "nc2_h_equinorm": equinorm(centered),
+               "nc2_h_equiangular": equiangularity(centered)}
+    else:
         W = weight.to(dtype=torch.float64, device=centered.device)  # (K, d)
-        out.update({
-            "nc2_w": nc2(W),
-            "nc2_w_equinorm": equinorm(W),
-            "nc2_w_equiangular": equiangularity(W),
-            "nc3": nc3(W, centered),
-        })
+        both = torch.stack([centered, W])  # (2, K, d): the measures are batched over the leading dimension
+        g, n, a = nc2(both), equinorm(both), equiangularity(both)  # (2,) each
+        out = {"nc1": value, "nc2_h": g[0], "nc2_h_equinorm": n[0], "nc2_h_equiangular": a[0],
+               "nc2_w": g[1], "nc2_w_equinorm": n[1], "nc2_w_equiangular": a[1], "nc3": nc3(W, centered)}
         if nc4 is not None:
             out["nc4"] = nc4
     return {k: float(v) for k, v in out.items()}
