@@ -107,9 +107,9 @@ class _CountingEvaluations:
         self.rows, self._orig = 0, UFMObjective.value_and_grad
         counter = self
 
-        def counted(obj, x):
+        def counted(obj, x, rows=None):
             counter.rows += x.shape[0]
-            return counter._orig(obj, x)
+            return counter._orig(obj, x, rows)
 
         UFMObjective.value_and_grad = counted
         return self

@@ -316,7 +316,7 @@ def test_lbfgs_compact_direction_equals_the_two_loop_recursion(history):
 @pytest.mark.parametrize("method, kw", [("lbfgs", dict(tol=1e-30, max_steps=30)), ("lbfgs", dict(tol=1e-9)),
                                         ("gd", dict(lr=0.5, tol=1e-3, max_steps=1000))])
 def test_a_batch_solved_in_parts_equals_one_batch(monkeypatch, method, kw):
-    """On the CPU the batch is solved in cache-sized parts: with parts of one or two
+    """On the CPU the batch is solved in parts (PART_BYTES): with parts of one or two
     configurations, results and the merged trajectory equal those of one part to rounding
     (gd: configurations that stop at different steps). At convergence an L-BFGS configuration
     may stop one step earlier or later (batched products round differently), so there the
@@ -327,12 +327,12 @@ def test_a_batch_solved_in_parts_equals_one_batch(monkeypatch, method, kw):
     problems = [base.replace(alpha=a) for a in (0.0, 0.1, 0.2, 0.3, 0.05)]
     run = lambda: numerics_solve(problems, seeds=[3, 1, 4, 1, 5], method=method, record_every=7,  # noqa: E731
                                  device="cpu", **kw)
-    monkeypatch.setattr(solve_module, "CACHE_BYTES", 2 ** 40)
+    monkeypatch.setattr(solve_module, "PART_BYTES", 2 ** 40)
     whole = run()
     cls = solve_module.METHODS[method]
     one_config = (cls.state_vectors(cls.defaults) * UFMObjective(problems[:1]).num_params + 4 * base.K * base.N) * 8
     for size in (1, 2):
-        monkeypatch.setattr(solve_module, "CACHE_BYTES", size * one_config)
+        monkeypatch.setattr(solve_module, "PART_BYTES", size * one_config)
         assert solve_module._chunks(UFMObjective(problems), cls, {}) == [(i, min(i + size, 5)) for i in range(0, 5, size)]
         parts = run()
         assert parts.status == whole.status
@@ -353,7 +353,7 @@ def test_a_batch_solved_in_parts_equals_one_batch(monkeypatch, method, kw):
 def test_divergence_in_a_later_part_names_the_configuration_of_the_batch(monkeypatch):
     import ufm.numerics.solve as solve_module
 
-    monkeypatch.setattr(solve_module, "CACHE_BYTES", 1)  # parts of one configuration
+    monkeypatch.setattr(solve_module, "PART_BYTES", 1)  # parts of one configuration
     p = UFMProblem(3, 2, 3, 1e-2, 1e-2, alpha=0.1)
     start = UFMObjective([p] * 3).initial_point([0, 1, 2], 1.0)
     start[2] *= 40  # a huge start: gd with this step explodes there only

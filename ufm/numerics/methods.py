@@ -148,32 +148,41 @@ class LBFGS(Method):
         return self._orders[key]
 
     def _line_search(self, x, f, g, gnorm, d, gd, active):
-        """Backtracking from t = 1: (x_new, f_new, g_new, ||g_new||, accepted) per configuration."""
-        eps = torch.finfo(x.dtype).eps
+        """Backtracking from t = 1: (x_new, f_new, g_new, ||g_new||, accepted) per configuration.
+
+        Only the configurations still searching are evaluated at each trial (all of them at the
+        first trial while every configuration is active: the common case); the others keep
+        their point."""
+        eps, c1 = torch.finfo(x.dtype).eps, self.options["c1"]
+        B = x.shape[0]
+        rows = None if bool(active.all()) else active.nonzero()[:, 0]  # None: every row
         t = torch.ones_like(f)
         accepted = ~active  # inactive configurations need no step
-        x_new, f_new, g_new, gnorm_new = x, f, g, gnorm
-        for attempt in range(self.options["max_backtracks"]):
-            xt = torch.addcmul(x, d, t[:, None])
-            ft, gt = self.obj.value_and_grad(xt)
-            gtn = torch.linalg.vector_norm(gt, dim=1)
-            finite = torch.isfinite(ft) & torch.isfinite(gtn)
-            armijo = ft <= f + self.options["c1"] * t * gd
-            flat = ((ft - f).abs() <= 16 * eps * f.abs().clamp(min=1.0)) & (gtn < gnorm)
-            ok = finite & (armijo | flat) & ~accepted
-            if attempt == 0 and bool((ok | ~active).all()):
-                # The common case: every active configuration takes the full step. (Inactive
-                # ones get values here that the caller discards; their pair is not stored.)
-                return xt, ft, gt, gtn, torch.ones_like(accepted)
-            x_new = torch.where(ok[:, None], xt, x_new)
-            f_new = torch.where(ok, ft, f_new)
-            g_new = torch.where(ok[:, None], gt, g_new)
-            gnorm_new = torch.where(ok, gtn, gnorm_new)
-            accepted = accepted | ok
-            if bool(accepted.all()):
+        out = None  # (x_new, f_new, g_new, gnorm_new), copied from the start on the first partial acceptance
+        for _ in range(self.options["max_backtracks"]):
+            pick = (lambda v: v) if rows is None else (lambda v: v[rows])  # noqa: E731
+            if rows is not None and rows.numel() == 0:
                 break
-            t = torch.where(accepted, t, t / 2)
-        return x_new, f_new, g_new, gnorm_new, accepted
+            xt = torch.addcmul(pick(x), pick(d), pick(t)[:, None])
+            ft, gt = self.obj.value_and_grad(xt, rows)
+            gtn = torch.linalg.vector_norm(gt, dim=1)
+            f0 = pick(f)
+            flat = ((ft - f0).abs() <= 16 * eps * f0.abs().clamp(min=1.0)) & (gtn < pick(gnorm))
+            ok = torch.isfinite(ft) & torch.isfinite(gtn) & ((ft <= f0 + c1 * pick(t) * pick(gd)) | flat)
+            if rows is None and bool(ok.all()):
+                return xt, ft, gt, gtn, torch.ones_like(accepted)
+            if out is None:
+                out = (x.clone(), f.clone(), g.clone(), gnorm.clone())
+            index = torch.arange(B, device=x.device) if rows is None else rows
+            good = index[ok]
+            for target, value in zip(out, (xt, ft, gt, gtn)):
+                target[good] = value[ok]
+            accepted[good] = True
+            rows = index[~ok]
+            t[rows] = t[rows] / 2
+        if out is None:
+            return x, f, g, gnorm, accepted
+        return (*out, accepted)
 
     def step(self, x, f, g, active):
         gg = self.gnorm ** 2

@@ -69,8 +69,9 @@ class UFMObjective:
     def pack(self, W, H, b) -> torch.Tensor:
         return torch.cat([W.reshape(W.shape[0], -1), H.reshape(H.shape[0], -1), b], dim=1)
 
-    def value_and_grad(self, x: torch.Tensor):
-        """f (B,) and its gradient (B, P).
+    def value_and_grad(self, x: torch.Tensor, rows: Optional[torch.Tensor] = None):
+        """f (B,) and its gradient (B, P); with ``rows`` (indices of configurations), f and the
+        gradient of those configurations only, at ``x (len(rows), P)``.
 
         Written to make few passes over (B, K, N) and (B, P) memory, in place where it
         can: log-sum-exp shifted by the per-sample max, the smoothed-target terms from the
@@ -78,11 +79,13 @@ class UFMObjective:
         """
         W, H, b = self.unpack(x)
         N, K = self.N, self.K
-        a = self.alpha[:, None, None]  # (B, 1, 1)
-        lw, lh, lb = self.lambda_w, self.lambda_h, self.lambda_b
+        pick = (lambda t: t) if rows is None else (lambda t: t[rows])  # noqa: E731
+        a = pick(self.alpha)[:, None, None]  # (B, 1, 1)
+        lw, lh, lb = pick(self.lambda_w), pick(self.lambda_h), pick(self.lambda_b)
+        y_index = self._y_index[:x.shape[0]]
         Z = torch.bmm(W, H).add_(b.unsqueeze(-1))  # logits (B, K, N)
         Z.sub_(Z.amax(dim=1, keepdim=True))  # shifted logits z - max
-        z_true = Z.gather(1, self._y_index)  # (B, 1, N)
+        z_true = Z.gather(1, y_index)  # (B, 1, N)
         z_sum = Z.sum(1, keepdim=True)  # (B, 1, N)
         P = Z.exp_()  # unnormalized softmax, in place of Z
         s = P.sum(1, keepdim=True)  # (B, 1, N)
@@ -91,15 +94,15 @@ class UFMObjective:
         f = (loss + lw / 2 * torch.linalg.vector_norm(W, dim=(1, 2)) ** 2
              + lh / 2 * torch.linalg.vector_norm(H, dim=(1, 2)) ** 2 + lb / 2 * (b * b).sum(1))
         G = P.div_(s)  # softmax, (B, K, N)
-        G.sub_(a / K).scatter_add_(1, self._y_index, self._alpha_minus_one)  # p - t
+        G.sub_(a / K).scatter_add_(1, y_index, pick(self._alpha_minus_one))  # p - t
         G.mul_(1.0 / N)  # dloss/dZ
         grad = torch.empty_like(x)
         gW, gH, gb = self.unpack(grad)
-        torch.mul(W, lw[:, None, None], out=gW).baddbmm_(G, H.transpose(1, 2))  # (B, K, d)
-        torch.mul(H, lh[:, None, None], out=gH).baddbmm_(W.transpose(1, 2), G)  # (B, d, N)
-        torch.mul(b, lb[:, None], out=gb).add_(G.sum(2))  # (B, K)
+        gW.copy_(torch.bmm(G, H.transpose(1, 2)).addcmul_(W, lw[:, None, None]))  # (B, K, d)
+        gH.copy_(torch.bmm(W.transpose(1, 2), G).addcmul_(H, lh[:, None, None]))  # (B, d, N)
+        gb.copy_(G.sum(2).addcmul_(b, lb[:, None]))  # (B, K)
         if self._free_bias is not None:
-            gb.mul_(self._free_bias)
+            gb.mul_(pick(self._free_bias))
         return f, grad
 
     def initial_point(self, seeds: Sequence[int], init_scale: float) -> torch.Tensor:

@@ -10,10 +10,9 @@ matrix products may differ in the last bit, so an L-BFGS configuration can stop 
 earlier or later (benchmarks/README.md measures the differences).
 
 On the CPU, :func:`solve` runs the batch in consecutive parts whose solver state fits in
-:data:`CACHE_BYTES` (8 configurations of K = 10, d = 16, n = 50 with L-BFGS), so that every
-step works in cache rather than streaming the whole batch through memory; on a GPU the batch
-is one part. Since the configurations are independent, the parts give the same results as
-one batch, and their trajectories are merged onto the steps one batch would record.
+:data:`PART_BYTES` (about 130 configurations of K = 10, d = 16, n = 50 with L-BFGS); on a GPU
+the batch is one part. Since the configurations are independent, the parts give the same
+results as one batch, and their trajectories are merged onto the steps one batch would record.
 
 :func:`iterate` is the one loop (stopping, stalls, divergence, records); :func:`solve` validates
 its arguments and runs it from seeded random starts. What is recorded along the way beyond the
@@ -332,10 +331,12 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
 
 
 #: on the CPU the batch is solved in consecutive parts whose solver state (the parameters, the
-#: gradients, the L-BFGS history) fits in this many bytes, so that a step works in cache
-#: instead of streaming the whole batch through memory; the parts' results are the same as
-#: one batch's, up to rounding (every configuration is solved independently)
-CACHE_BYTES = 16 * 2 ** 20
+#: gradients, the L-BFGS history) takes at most this many bytes: it bounds the memory of a large
+#: batch, and on the benchmark machine parts of about 130 configurations of K = 10, d = 16,
+#: n = 50 ran fastest with L-BFGS (smaller parts pay the per-operation overhead more often,
+#: larger ones stream more memory; benchmarks/README.md). The parts' results are the same as
+#: one batch's, up to rounding: every configuration is solved independently.
+PART_BYTES = 256 * 2 ** 20
 
 
 def _chunks(obj: UFMObjective, cls, options: dict) -> List[tuple]:
@@ -344,7 +345,7 @@ def _chunks(obj: UFMObjective, cls, options: dict) -> List[tuple]:
         return [(0, obj.B)]
     itemsize = torch.finfo(obj.dtype).bits // 8
     per_config = (cls.state_vectors({**cls.defaults, **options}) * obj.num_params + 4 * obj.K * obj.N) * itemsize
-    size = max(1, CACHE_BYTES // per_config)
+    size = max(1, PART_BYTES // per_config)
     return [(start, min(start + size, obj.B)) for start in range(0, obj.B, size)]
 
 
