@@ -81,11 +81,12 @@ class LBFGS(Method):
     Math. Prog. 63, 1994, eq. (2.7)), which equals the two-loop recursion (Nocedal and
     Wright, Numerical Optimization, Alg. 7.4) in exact arithmetic; the tests compare them.
     Each configuration keeps its own ``history`` pairs (s, y) in one ``(B, m, 2, P)`` ring
-    buffer, so that a step reads the history twice (the products of the new gradient with
-    every stored vector, and the combination giving the direction) instead of the 4m passes
-    of the two-loop recursion. The small matrices S^T Y and Y^T Y are updated from those
-    products. A pair is kept only if it has positive curvature; a configuration whose line
-    search fails forgets its history.
+    buffer, so that a step reads the history twice (one batched product of the new gradient
+    and the new y with every stored vector, one for the combination giving the direction)
+    instead of the 4m passes of the two-loop recursion. The small matrices S^T Y and Y^T Y are
+    updated from the products with y (taken directly, not as differences of products with
+    gradients, which cancel when y is small). A pair is kept only if it has positive
+    curvature; a configuration whose line search fails forgets its history.
 
     The line search accepts a step when the Armijo condition holds, or, when the objective
     change is below its rounding error, when the gradient norm decreases (so the solve can
