@@ -134,7 +134,7 @@ def lbfgs_vs_scipy(num_seeds, args) -> dict:
     solve(problems[:8], seeds=seeds[:8], method="lbfgs", tol=1e-10, device="cpu", max_steps=20)  # warm-up
     scipy_lbfgs(problems[0], 0)
     with _CountingEvaluations() as count:
-        solve(problems, seeds=seeds, method="lbfgs", tol=1e-10, device="cpu")
+        counted = solve(problems, seeds=seeds, method="lbfgs", tol=1e-10, device="cpu")
     t_b, t_p, rb, rp = _rounds(f"lbfgs B={len(problems)}",
                                lambda: solve(problems, seeds=seeds, method="lbfgs", tol=1e-10, device="cpu"),
                                lambda: [scipy_lbfgs(p, s) for p, s in zip(problems, seeds)], args.repeats)
@@ -143,7 +143,7 @@ def lbfgs_vs_scipy(num_seeds, args) -> dict:
                 err_batch=float(np.max(np.abs(rb.objective.numpy() - fstar) / np.abs(fstar))),
                 err_peer=float(np.max(np.abs(np.array([r.fun for r in rp]) - fstar) / np.abs(fstar))),
                 steps=(int(rb.steps.min()), int(rb.steps.max())), nit=(min(r.nit for r in rp), max(r.nit for r in rp)),
-                converged=int(rb.converged.sum()), evals=count.rows, gflops=flops / t_b / 1e9,
+                converged=int(rb.converged.sum()), evals=count.rows / int(counted.steps.sum()), gflops=flops / t_b / 1e9,
                 peak=matmul_peak(len(problems), args.K, args.d, args.K * args.n))
 
 
@@ -197,7 +197,8 @@ def main(argv=None):
         print(f"L-BFGS B={r['B']}: goal scipy/ufm >= {GOAL_RATIO:g}x at equal accuracy: "
               f"{'met' if r['ratio'] >= GOAL_RATIO and accurate else 'NOT met'} ({r['ratio']:.1f}x; accuracy "
               f"{'both' if accurate else 'NOT both'} <= {GOAL_ACCURACY:g}; {r['converged']}/{r['B']} converged); "
-              f"{r['gflops']:.2f} GFLOP/s = {r['gflops'] / r['peak']:.0%} of the batched matmul's {r['peak']:.2f}")
+              f"{r['gflops']:.2f} GFLOP/s = {r['gflops'] / r['peak']:.0%} of the batched matmul's {r['peak']:.2f}; "
+              f"{r['evals']:.3f} configurations evaluated per configuration-step")
     print(f"gd: goal loop/batched >= {GOAL_RATIO:g}x: {'met' if gd['ratio'] >= GOAL_RATIO else 'NOT met'} "
           f"({gd['ratio']:.1f}x)")
     print(f"load average at end: {os.getloadavg()[0]:.2f}")

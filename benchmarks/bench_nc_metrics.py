@@ -184,7 +184,8 @@ def main(argv=None):
     ap.add_argument("--d", type=int, default=512)
     ap.add_argument("--K", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--batch-size", type=int, default=8192, help="nc_metrics batch_size (its default: 8192)")
+    ap.add_argument("--batch-size", type=int, default=8192,
+                    help="rows per batch of the streaming paths (nc_metrics uses its own default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads (default: torch's); 1 is steadier on a CPU shared with other work")
@@ -202,7 +203,7 @@ def main(argv=None):
 
     print(f"machine: {machine()}")
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
-    print(f"data: N={args.N}, d={args.d}, float32, K in {args.K}; nc_metrics batch_size={args.batch_size}; "
+    print(f"data: N={args.N}, d={args.d}, float32, K in {args.K}; streaming batch size {args.batch_size}; "
           f"best of {args.repeats} interleaved rounds after a warm-up (median in brackets)\n")
 
     rows = [run_K(args.N, args.d, K, args.seed, args.repeats, args.batch_size) for K in args.K]

@@ -1,7 +1,6 @@
 """The batched solver: against the closed form, autograd and itself (batched vs one by one), and its
 one loop (stopping, freezing, divergence policies, the recorder hook)."""
 import math
-import warnings
 
 import numpy as np
 import pytest

@@ -32,14 +32,13 @@ def resolve_device(device: Union[None, str, torch.device] = None, caller: str = 
     """
     if device is None or device == "auto":
         return default_device()
-    expected = DEVICE_NAMES
     try:
         dev = device if isinstance(device, torch.device) else torch.device(device)
     except (RuntimeError, TypeError):
         dev = None
     if dev is None or dev.type not in ("cpu", "cuda"):
-        raise InvalidParameterError(f"The 'device' parameter of {caller} must be {expected}. Got {device!r} instead.",
-                                    param="device", value=device, expected=expected)
+        raise InvalidParameterError(f"The 'device' parameter of {caller} must be {DEVICE_NAMES}. Got {device!r} instead.",
+                                    param="device", value=device, expected=DEVICE_NAMES)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InvalidParameterError(f"The 'device' parameter of {caller} is {str(device)!r}, but torch sees no CUDA "
                                     "device here; use 'cpu' or 'auto'.", param="device", value=device,

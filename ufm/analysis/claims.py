@@ -22,9 +22,11 @@ effects, positive in the claimed direction; the sign test for 3-5 seeds, a boots
 inconclusive below 3). Runs are grouped as ``ufm validate`` groups them (everything but alpha and
 seed equal; ``ufm.analysis.networks.group_runs``); in each group every alpha > 0 is judged
 against alpha = 0 (CE) seed by seed, and the claim's verdict never says more than every part
-supports (``ufm.analysis.statistics.combine``): ``holds`` only if it holds for every alpha (and
-quantity, and group), ``fails`` only if it fails for every one, ``inconclusive`` otherwise, with
-the parts' verdicts in the reason. Preconditions:
+supports (``ufm.analysis.statistics.combine``): ``holds`` only if it holds for every *judged*
+alpha (and quantity, and group), ``fails`` only if it fails for every judged one,
+``inconclusive`` otherwise, with the parts' verdicts in the reason. Parts that are
+not-applicable or not evaluated are left out of the combination (their verdicts are in the
+reason), so a ``holds`` covers the judged parts only. Preconditions:
 
 * **terminal phase**: the claims about it (``nc-speed``, ``nc-strength``, ``nc2-at-nc1``, the
   geometry part of ``ufm-predictions``) are ``not-applicable`` for a group in which the final

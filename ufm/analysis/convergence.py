@@ -56,8 +56,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ufm._core.validation import (ALPHA, Interval, InvalidParameterError, ListOf, Options, check_alphas,
-                                  require_closed_form, validate_params, InstanceOf)
+from ufm._core.validation import (Interval, ListOf, Options, check_alphas, require_closed_form, validate_params,
+                                  InstanceOf)
 from ufm.analysis.series import first_reached, mean_or_none
 from ufm.metrics.nc import class_statistics_balanced, nc1 as nc1_measure, nc1_rounding_floor
 from ufm.metrics.orbit import orbit_distances

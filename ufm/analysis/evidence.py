@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Sequence
 
 from ufm._core.io import read_json
 from ufm.analysis.networks import load_run
-from ufm.records.runs import CONFIG
+from ufm.records.runs import CONFIG, EXPERIMENT, experiment_runs
 from ufm.records.schema import CONVERGENCE_PREFIX, steps_column_parts
 
 __all__ = ["Evidence", "NoEvidenceError", "gather", "computed", "verify_rows", "convergence_rows", "sweep_rows",
@@ -137,14 +137,6 @@ def sweep_rows(rows: Sequence[dict], source: str) -> tuple:
 
 # -- folders -------------------------------------------------------------------------------------
 
-def _runs_of_experiment(folder: Path) -> List[Path]:
-    spec = read_json(folder / "experiment.json")
-    listed = spec.get("runs")  # the experiment's own runs, not every folder left in runs/
-    runs = [folder / "runs" / n for n in listed] if listed is not None else \
-        (sorted((folder / "runs").iterdir()) if (folder / "runs").is_dir() else [])
-    return [r for r in runs if (r / CONFIG).is_file()]
-
-
 def _add_runs(ev: Evidence, runs: Sequence[Path], source: str, seen: set) -> None:
     used = skipped = 0
     for run in runs:
@@ -198,8 +190,8 @@ def _add_demo(ev: Evidence, folder: Path, seen: set) -> None:
 
 
 def _add_folder(ev: Evidence, folder: Path, seen: set, inside_demo: bool = False) -> None:
-    if (folder / "experiment.json").is_file():
-        _add_runs(ev, _runs_of_experiment(folder), str(folder), seen)
+    if (folder / EXPERIMENT).is_file():
+        _add_runs(ev, experiment_runs(folder), str(folder), seen)
     elif (folder / CONFIG).is_file():
         _add_runs(ev, [folder], str(folder), seen)
     elif (folder / "sweep.sqlite").is_file():

@@ -32,6 +32,7 @@ import numpy as np
 
 from ufm._core.validation import (InstanceOf, Interval, ListOf, Options, check_alphas, require_closed_form,
                                   validate_params)
+from ufm.analysis.conditioning import EQUAL_RTOL
 from ufm.problem import CONSTRAINTS, UFMProblem
 from ufm.theory.conditioning import (D_REGIMES, MAP_DEFINITIONS, SLOPE_STEP, WITH_BIAS, kappa_regimes,
                                      kappa_slope, map_point)
@@ -52,8 +53,9 @@ ALPHA_SAMPLES = _T.size
 _LOCAL = 2
 _U = np.linspace(0.0, 1.0, 10)[1:-1]
 _PASSES = 3
-#: |kappa(alpha) - kappa(0)| below this fraction of kappa(0) counts as equal (rounding)
-_EQUAL_RTOL = 1e-12
+#: |kappa(alpha) - kappa(0)| below this fraction of kappa(0) counts as equal (rounding): the
+#: tolerance of the point verdicts
+_EQUAL_RTOL = EQUAL_RTOL
 #: a slope at CE (relative to kappa(0)) below this is 0: the rounding of the differences that give it
 _SLOPE_ATOL = 1e-9
 #: regimes narrower than this in s K are absorbed by a neighbour (``_intervals``)

@@ -39,7 +39,7 @@ from ufm._core.validation import Interval, InvalidParameterError, Options, check
 from ufm._core.executors import dask_executor, process_pool
 from ufm.analysis.claims import evaluate_claims
 from ufm.analysis.networks import validate
-from ufm.records.runs import read_records
+from ufm.records.runs import EXPERIMENT, RUNS, read_records
 from ufm.dnn.config import TrainConfig
 from ufm.dnn.evaluate import NOISE_KEYS
 from ufm.dnn.training import train
@@ -186,7 +186,7 @@ def run_experiment(spec: ExperimentSpec, out, *, workers: Optional[int] = None, 
     out = Path(out)
     runs = spec.runs()
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "experiment.json", spec.to_dict())
+    write_json(out / EXPERIMENT, spec.to_dict())
     t0 = time.perf_counter()
     summaries = {}
     bar = tqdm(total=len(runs), disable=not progress, desc=spec.name, unit="run", dynamic_ncols=True)
@@ -201,12 +201,12 @@ def run_experiment(spec: ExperimentSpec, out, *, workers: Optional[int] = None, 
     if workers == 0 and cluster is None:
         for name, cfg in runs:
             bar.set_postfix_str(f"current: {name}")
-            done(name, train(cfg, out / "runs" / name, progress=progress))
+            done(name, train(cfg, out / RUNS / name, progress=progress))
     else:
         _run_in_pool(runs, out, workers, cluster, done, bar)
     bar.close()
     _write_summary(out, runs)
-    result = validate([out / "runs" / name for name, _ in runs])
+    result = validate([out / RUNS / name for name, _ in runs])
     write_json(out / "validation.json", result)
     write_json(out / "claims.json", {"results": evaluate_claims([out])})
     return {"runs": [summaries[name] for name, _ in runs], "seconds": time.perf_counter() - t0,
@@ -227,7 +227,7 @@ def _run_in_pool(runs: List[tuple], out: Path, workers: Optional[int], cluster: 
     else:
         pool = process_pool(min(workers or os.cpu_count() or 1, len(runs)))
     try:
-        futures = {pool.submit(_run_one, cfg.to_dict(), str(out / "runs" / name), False): name
+        futures = {pool.submit(_run_one, cfg.to_dict(), str(out / RUNS / name), False): name
                    for name, cfg in runs}
 
         def running():
@@ -252,7 +252,7 @@ def _write_summary(out: Path, runs: List[tuple]) -> None:
     writer.writerow(["run", "alpha", "seed", "split", "epoch", *SUMMARY_KEYS])
     for name, cfg in runs:
         last = {}
-        for r in read_records(out / "runs" / name):
+        for r in read_records(out / RUNS / name):
             last[r["split"]] = r
         for split in ("train", "val", "test"):
             if split in last:

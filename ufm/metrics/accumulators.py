@@ -217,7 +217,7 @@ class TwoPassNC:
             raise ValueError("TwoPassNC.update_span: call finish_means after the first pass")
         X, y = _check_batch(features, labels, self.num_classes, self.dim, "TwoPassNC.update_span")
         y = y.to(self._means.device)
-        n, rows, r = X.shape[0], self._rows, self._V.shape[1]
+        n, rows = X.shape[0], self._rows
         buf = torch.empty(min(rows, n), self.dim, dtype=torch.float64, device=self._means.device)
         tmp = torch.empty_like(buf)
         for s in range(0, n, rows):
@@ -324,7 +324,8 @@ def nc_metrics(features: torch.Tensor, labels: torch.Tensor, weight: Optional[to
     (:class:`TwoPassNC`): the class sums in float64, then the within-class deviations in
     float64 projected on the r = min(K-1, d) directions of Sigma_B that NC1 inverts, with the
     NC4 decisions, in float64 blocks of at most ``batch_size`` rows (and about 2 MiB): O(N d K)
-    work and O(K d + d r) memory besides a few blocks, no d x d matrix when K < d. For data that
+    work, and besides a few blocks the class statistics (Sigma_B is still formed, d x d, for its
+    top directions; no d x d within-class scatter). For data that
     do not fit in memory, feed :class:`TwoPassNC` (or the one-pass :class:`NCAccumulator`) batch
     by batch: the same numbers up to float64 rounding.
 

@@ -1,4 +1,5 @@
-"""Neural-collapse metrics NC1-NC4: streaming accumulators and pure measure functions.
+"""Neural-collapse metrics NC1-NC4 as pure functions of class statistics (the passes over
+features that gather them are in ``ufm.metrics.accumulators``).
 
 One definition of each metric, used on UFM solutions and on network features alike.
 
@@ -192,7 +193,7 @@ def class_statistics_balanced(H: torch.Tensor, per_class: int):
     the same quantities as :class:`NCAccumulator` (direct two-pass form, float64).
     """
     H = H.to(torch.float64)
-    d, N = H.shape[-2], H.shape[-1]
+    N = H.shape[-1]
     K = N // per_class
     Hk = H.reshape(*H.shape[:-1], K, per_class)  # (..., d, K, n)
     means = Hk.mean(-1).transpose(-1, -2)  # (..., K, d)

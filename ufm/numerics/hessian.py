@@ -140,7 +140,6 @@ def _logit_hessians_rows(problem, W, H, b, start, stop) -> torch.Tensor:
     return _chunked(torch.func.vmap(torch.func.hessian(loss)), Z, T, problem.K)
 
 
-
 def _chunked(fn, X, T, dim):
     """fn over the rows of (X, T) in chunks of bounded memory (each row makes a dim x dim matrix)."""
     rows = max(1, _CHUNK_BYTES // (8 * dim * dim * 4))
@@ -163,8 +162,6 @@ def feature_hessian_blocks(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor
         return -(t * torch.log_softmax(W64 @ h + b64, dim=-1)).sum() / N + lh / 2 * (h * h).sum()
 
     return _chunked(torch.func.vmap(torch.func.hessian(term)), H.double().T, T, problem.d)
-
-
 
 
 def hessian_vector_product(problem: UFMProblem, W: torch.Tensor, H: torch.Tensor, b: torch.Tensor, parts=PARTS):

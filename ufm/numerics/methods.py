@@ -3,7 +3,8 @@
 Each method implements one step on flat parameters ``x (B, P)`` with its own options
 (``defaults``); :func:`ufm.numerics.solve.iterate` runs the one loop around them (stopping,
 stalls, divergence, records). A new method is a subclass with a ``step`` and an entry in
-``METHODS``.
+``METHODS``; an option a user may set also needs its keyword and constraint in
+:func:`ufm.numerics.solve.solve` (its type is that of its default).
 """
 from __future__ import annotations
 
@@ -161,9 +162,9 @@ class LBFGS(Method):
         accepted = ~active  # inactive configurations need no step
         out = None  # (x_new, f_new, g_new, gnorm_new), copied from the start on the first partial acceptance
         for _ in range(self.options["max_backtracks"]):
-            pick = (lambda v: v) if rows is None else (lambda v: v[rows])  # noqa: E731
             if rows is not None and rows.numel() == 0:
                 break
+            pick = (lambda v: v) if rows is None else (lambda v: v[rows])  # noqa: E731
             xt = torch.addcmul(pick(x), pick(d), pick(t)[:, None])
             ft, gt = self.obj.value_and_grad(xt, rows)
             gtn = torch.linalg.vector_norm(gt, dim=1)

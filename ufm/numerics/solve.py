@@ -11,8 +11,9 @@ earlier or later (benchmarks/README.md measures the differences).
 
 On the CPU, :func:`solve` runs the batch in consecutive parts whose solver state fits in
 :data:`PART_BYTES` (about 130 configurations of K = 10, d = 16, n = 50 with L-BFGS); on a GPU
-the batch is one part. Since the configurations are independent, the parts give the same
-results as one batch, and their trajectories are merged onto the steps one batch would record.
+the batch is one part. Since the configurations are independent, the parts give one batch's
+results up to rounding (an L-BFGS configuration may stop a step earlier or later, as above), and
+their trajectories are merged onto the steps one batch would record.
 
 :func:`iterate` is the one loop (stopping, stalls, divergence, records); :func:`solve` validates
 its arguments and runs it from seeded random starts. What is recorded along the way beyond the
@@ -32,7 +33,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 
-from ufm._core.validation import (Interval, InvalidParameterError, Options, OrNone, check_param, validate_params,
+from ufm._core.validation import (Interval, InvalidParameterError, Options, OrNone, validate_params,
                                   warn_closed_form)
 from ufm.numerics.methods import METHODS, Method
 from ufm.numerics.objective import UFMObjective
@@ -233,8 +234,7 @@ def _method_options(method: str, **given) -> dict:
                 f"The {name!r} parameter of solve applies to method {' or '.join(map(repr, methods))} only. "
                 f"Got {name}={value!r} with method={method!r} instead.", param=name, value=value,
                 expected=f"used with method {' or '.join(methods)}")
-    kinds = {"lr": float, "momentum": float, "history": int}
-    return {name: kinds[name](value) for name, value in given.items() if value is not None}
+    return {name: type(cls.defaults[name])(value) for name, value in given.items() if value is not None}
 
 
 def _seeds(seeds, count: int) -> List[int]:
@@ -375,14 +375,11 @@ def _merge_trajectories(parts: List[Optional[dict]], record_every: int) -> Optio
         return None
     last = max(t["step"][-1] for t in parts)
     steps = sorted({s for s in range(0, last + 1, record_every)} | {last})
+    # per part, the index of its record at each step: the record of that step, else its last (frozen)
+    index = [{s: i for i, s in enumerate(t["step"])} for t in parts]
+    rows = [[where.get(s, len(t["step"]) - 1) for s in steps] for t, where in zip(parts, index)]
     out = {"step": torch.tensor(steps)}
     for key in parts[0]:
-        if key == "step":
-            continue
-        columns = []
-        for t in parts:
-            where = {s: i for i, s in enumerate(t["step"])}
-            rows = [t[key][where[s]] if s in where and s <= t["step"][-1] else t[key][-1] for s in steps]
-            columns.append(torch.stack(rows))
-        out[key] = torch.cat(columns, dim=1)
+        if key != "step":
+            out[key] = torch.cat([torch.stack([t[key][i] for i in r]) for t, r in zip(parts, rows)], dim=1)
     return out

@@ -48,7 +48,8 @@ from typing import Optional
 from ufm._core.io import read_json, to_jsonable, write_json
 from ufm._core.validation import InvalidParameterError
 
-__all__ = ["CONFIG", "RECORDS", "CHECKPOINT", "PROGRESS", "LOCK", "RunMismatchError", "FolderLock", "read_config",
+__all__ = ["CONFIG", "RECORDS", "CHECKPOINT", "PROGRESS", "LOCK", "EXPERIMENT", "RUNS", "experiment_runs",
+           "RunMismatchError", "FolderLock", "read_config",
            "read_records", "read_progress", "covered_bytes", "append_records", "write_progress", "begin_records",
            "resume_records"]
 
@@ -57,10 +58,24 @@ RECORDS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
 PROGRESS = "progress.json"
 LOCK = ".lock"
+#: an experiment folder holds its specification and its run folders under ``runs/``
+EXPERIMENT = "experiment.json"
+RUNS = "runs"
 
 
 class RunMismatchError(InvalidParameterError):
     """A run folder holds a run with a different configuration, or another process is writing it."""
+
+
+def experiment_runs(folder) -> list:
+    """The run folders of the experiment folder ``folder`` that hold a run (a ``config.json``), in
+    run order: those its ``experiment.json`` lists (not every folder left in ``runs/``), or, for a
+    specification that lists none, every folder of ``runs/`` in name order."""
+    folder = Path(folder)
+    listed = read_json(folder / EXPERIMENT).get("runs")
+    runs = [folder / RUNS / n for n in listed] if listed is not None else \
+        (sorted((folder / RUNS).iterdir()) if (folder / RUNS).is_dir() else [])
+    return [r for r in runs if (r / CONFIG).is_file()]
 
 
 def read_config(run) -> dict:

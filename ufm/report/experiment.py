@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from ufm._core.io import atomic_write_text, read_json
-from ufm.records.runs import CONFIG, read_config, read_records
+from ufm.records.runs import EXPERIMENT, experiment_runs, read_config, read_records
 from ufm.report.dnn_figures import FIGURES, draw_figures, final_values
 from ufm.report.validation import validation_markdown
 
@@ -21,14 +21,9 @@ __all__ = ["render_experiment", "load_runs", "summary_table", "experiment_markdo
 def load_runs(out) -> List[dict]:
     """[{name, alpha, seed, mode, meta, records}] of the experiment folder ``out``, in run order."""
     out = Path(out)
-    spec = read_json(out / "experiment.json")
+    spec = read_json(out / EXPERIMENT)
     runs = []
-    listed = spec.get("runs")  # the experiment's own runs, not every folder left in runs/
-    folders = [out / "runs" / n for n in listed] if listed is not None else \
-        (sorted((out / "runs").iterdir()) if (out / "runs").is_dir() else [])
-    for run in folders:
-        if not (run / CONFIG).is_file():
-            continue
+    for run in experiment_runs(out):
         meta = read_config(run)
         runs.append({"name": run.name, "alpha": meta["config"]["alpha"], "seed": meta["config"]["seed"],
                      "mode": meta["config"]["mode"], "meta": meta, "records": read_records(run)})
@@ -75,7 +70,7 @@ def experiment_markdown(out, runs: List[dict], validation: Dict) -> str:
     """The experiment's report: the last records per alpha (mean ± std over seeds), the
     UFM checks and the figures."""
     out = Path(out)
-    spec = read_json(out / "experiment.json")
+    spec = read_json(out / EXPERIMENT)
     alphas = sorted({r["alpha"] for r in runs})
     seeds = sorted({r["seed"] for r in runs})
     last_epoch = max(rec["epoch"] for r in runs for rec in r["records"])

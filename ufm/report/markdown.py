@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 from ufm._core.io import atomic_write_text, read_json
 from ufm.report import figures
@@ -142,7 +142,7 @@ def _map_table(rec: dict, ratio: float) -> List[str]:
     along s K for each K."""
     regimes = rec["map"]
     Ks = sorted({r["K"] for r in regimes})
-    lines = [f"| definition | d | " + " | ".join(f"K = {K}" for K in Ks) + " |", "|---|---|" + "---|" * len(Ks)]
+    lines = ["| definition | d | " + " | ".join(f"K = {K}" for K in Ks) + " |", "|---|---|" + "---|" * len(Ks)]
     for dfn in dict.fromkeys(r["definition"] for r in regimes):
         for d_regime in ("K-1", ">=K"):
             cells = [_regime_cells([r for r in regimes if (r["definition"], r["d_regime"], r["K"]) == (dfn, d_regime, K)
@@ -181,10 +181,10 @@ def _conditioning_section(rec: dict, regimes: dict, hessian_link: str) -> List[s
              "root-finding on the derived condition numbers). At lambda_W / lambda_H = "
              f"{ratio:g} (n = {m['per_class']}, which only `full, b included` depends on):", ""]
     lines += _map_table(regimes, ratio)
-    lines += ["", f"![regime map](fig_regimes.png)", "",
+    lines += ["", "![regime map](fig_regimes.png)", "",
               "The logits condition number is K p_true: it involves no W, H or d, so it says nothing about gradient "
               "descent on (W, H). The map for the other ratios (" + ", ".join(f"{r:g}" for r in m["lambda_ratios"])
-              + f") is in `records/regimes.json`; the claims table at the top judges the claim on the whole map.", "",
+              + ") is in `records/regimes.json`; the claims table at the top judges the claim on the whole map.", "",
               f"The demo's own points (d = K, n = {c['per_class']}, lambda_W = {c['lambda_w']}, lambda_H = "
               f"{c['lambda_h']}, lambda_b = {c['lambda_b']}, alpha in {c['alphas']}) lie in these regimes, and at "
               "them the condition numbers compare as follows; one point per K says nothing beyond its regime:", ""]

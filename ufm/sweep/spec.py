@@ -194,12 +194,6 @@ class PointTable:
                  "alpha": a, "loss": self.loss, "seed": seed, "key": self.keys[i], "config_json": self.configs[i]}
                 for i, K, n, d, lw, lh, lb, a, seed in zip(rows, *cols)]
 
-    def csv_config(self, rows) -> List[str]:
-        """The configuration cells of ``rows`` (indices), ``CONFIG_COLUMNS`` joined by commas."""
-        sh, lw, lh, lb, a, seed = self.levels
-        return [f"{sh[i]},{lw[j]},{lh[k]},{lb[m]},{a[o]},{seed[t]}" for i, j, k, m, o, t in
-                zip(*self.index[:, rows].tolist())]
-
     @classmethod
     def expand(cls, shapes, lambda_w, lambda_h, lambda_b, alphas, seeds, loss) -> "PointTable":
         """The product of the axes (``shapes``: (K, d, n) triples; lists of floats; seeds: ints)."""

@@ -21,12 +21,13 @@ import numpy as np
 
 from ufm._core.validation import Interval, InvalidParameterError, check_param, require_closed_form, warn_closed_form
 from ufm.problem import UFMProblem
+from ufm.records.schema import CLOSED_FORM_QUANTITIES
 from ufm.theory._generated import minimizer as _gen
 
 __all__ = ["ClosedForm", "closed_form", "closed_form_arrays", "alpha_threshold", "explicit_minimizer", "simplex_etf"]
 
 _GENERATED = {"label_smoothing": _gen.FUNCTIONS}
-_QUANTITIES = ("logit_gap", "p_true", "p_off", "w_norm", "h_norm", "objective")
+_QUANTITIES = CLOSED_FORM_QUANTITIES
 
 
 def closed_form_arrays(alpha, K, n, lambda_w, lambda_h, loss: str = "label_smoothing", xp=np) -> dict:

@@ -164,7 +164,7 @@ def _piece_values(pieces, shape):
 
 def _kappa_of(values, present) -> np.ndarray:
     """The largest over the smallest eigenvalue of the pieces ``present``, off the null space
-    (``spectra._evaluate``'s rule: literal zeros of the derivation, and values below ZERO_RTOL of the
+    (the rule of ``ufm.theory.spectra``: literal zeros of the derivation, and values below ZERO_RTOL of the
     largest); NaN when the smallest is not positive."""
     V, literal, owner = values
     keep = np.array(present)[owner]

@@ -178,8 +178,8 @@ _EXACT_INT = 2 ** 53
 def symbolic_spectrum(problem: UFMProblem, definition: str) -> Spectrum:
     """The derived spectrum of one operator at the closed-form minimizer of ``problem``.
 
-    Evaluated through :func:`symbolic_spectra` on one point, so a sweep's condition numbers equal this
-    function's to the last bit.
+    Evaluated by the same piece and condition-number code as :func:`symbolic_spectra` (which the tests
+    compare with it), on one point.
 
     Raises:
         InvalidParameterError: unknown definition, or d < K - 1 (no closed form).
