@@ -399,3 +399,15 @@ def test_the_claims_use_validates_checks():
     for name in ("first_epoch", "p_off_excess", "relative_spread", "terminal_phase_start", "ufm_run_checks",
                  "group_runs", "final_value"):
         assert getattr(C, name) is getattr(networks, name)
+
+
+def test_balance_is_checked_on_every_run_not_only_until_one_lacks_counts():
+    from ufm.analysis.claims import _balance
+
+    bare = {"meta": {"dataset": {"sizes": {"train": 300}}}}
+    counted = lambda counts: {"meta": {"dataset": {"sizes": {"train": sum(counts)},  # noqa: E731
+                                                   "class_counts": {"train": counts}}}}
+    assert _balance({"K": 3, "runs": [bare, counted([150, 100, 50])]}) == ("classes unbalanced, 50-150 per class", "")
+    unmet, note = _balance({"K": 3, "runs": [bare, counted([100, 100, 100])]})
+    assert unmet is None and "balance could not be checked" in note and "n = N/K = 100 assumed" in note
+    assert _balance({"K": 3, "runs": [counted([100, 100, 100])]}) == (None, "")

@@ -113,3 +113,12 @@ def test_agreement_of_symbolic_and_numeric_spectra():
     assert agreement(pairs) == {"max_eigenvalue_error": 4e-11, "null_dims_agree": True}
     pairs[0]["null_numeric"] = 2
     assert agreement(pairs)["null_dims_agree"] is False
+
+
+def test_all_converged_counts_every_alpha_not_only_ce():
+    s = summarize_trajectories([_run(0.0, 0, 100, True, 10), _run(0.1, 0, 300, False, 99)])
+    assert not s["all_converged"] and s["ce_vs_ls"] == []
+    s = summarize_trajectories([_run(0.0, 0, 300, False, 99), _run(0.1, 0, 100, True, 10)])
+    assert not s["all_converged"]
+    s = summarize_trajectories([_run(0.0, 0, 100, True, 10), _run(0.1, 0, 100, True, 10)])
+    assert s["all_converged"]

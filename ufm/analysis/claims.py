@@ -270,17 +270,20 @@ def _terminal(group: dict) -> Optional[str]:
 
 
 def _balance(group: dict) -> tuple:
-    """(why the closed-form checks do not apply: classes unbalanced, or None; a note for the reason)."""
+    """(why the closed-form checks do not apply: classes unbalanced in any run, or None; a note for
+    the reason when some run does not record its class counts)."""
+    note = ""
     for r in group["runs"]:
         counts = (r["meta"]["dataset"].get("class_counts") or {}).get("train")
         if not counts:
             n = r["meta"]["dataset"]["sizes"]["train"] / group["K"]
-            return None, (f"; balance could not be checked (no dataset.class_counts in config.json), "
-                          f"n = N/K = {n:g} assumed")
+            note = note or (f"; balance could not be checked (no dataset.class_counts in config.json), "
+                            f"n = N/K = {n:g} assumed")
+            continue
         lo, hi = min(counts), max(counts)
         if hi - lo > BALANCE_RTOL * lo:
             return f"classes unbalanced, {lo}-{hi} per class", ""
-    return None, ""
+    return None, note
 
 
 def _preconditions(group: dict, terminal: bool, balanced: bool) -> tuple:

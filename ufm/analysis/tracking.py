@@ -88,5 +88,6 @@ def summarize_trajectories(runs: Sequence[dict]) -> dict:
             continue
         comparisons.append({"alpha": r["alpha"], "steps_ce": ce, "steps_ls": v, "ratio_ce_ls": ce / v,
                             "label_smoothing_took": "fewer" if v < ce else ("more" if v > ce else "as many")})
-    return {"alphas": rows, "ce_vs_ls": comparisons, "all_converged": ce is not None,
+    return {"alphas": rows, "ce_vs_ls": comparisons,
+            "all_converged": all(r["converged"] == r["runs"] for r in rows),
             "gap_level": GAP_LEVEL, "nc1_level": NC1_LEVEL}
