@@ -8,8 +8,14 @@ Measures, on the machine it runs on (every run through ``ufm.dnn.training``, rec
    and on the CPU: wall time per epoch, and the largest relative difference between the two runs'
    last train/test records (loss, error, NC1, ECE) — float32 kernels differ, so a small difference
    is expected, a large one is a bug;
-2. ``resnet18`` (CIFAR-style, width 64) on scikit-learn's digits (1 x 8 x 8 images, 10 classes),
-   a few epochs on ``--device``: time per epoch (the CPU is not timed: it would take minutes);
+2. a CIFAR-shaped ``resnet18`` epoch (width 64, batch 128) on CIFAR-10-shaped random pixels (50,000
+   training and 10,000 test images, written in the published python-version format and read by
+   ufm's own reader, uint8 on the device), timed by ``ufm.dnn.training.time_training`` (a whole
+   epoch of SGD steps, and a record's forward passes) in float32 and with ``autocast="bfloat16"``
+   plus ``memory_format="channels_last"``, then one real epoch of ``train`` in each (two records
+   included) with the largest relative difference between their last records, and whether the
+   uint8 pixels normalized on the device equal the float inputs bit for bit; ``--quick`` uses
+   1,000 images and width 8;
 3. DistributedDataParallel: with 2 or more CUDA devices, ``torchrun --nproc_per_node=2`` against one
    process on the same data (Gaussian mixture, MLP, float64): the largest relative difference
    between their records (expected at rounding level). With fewer devices, 2 CPU processes with
@@ -21,6 +27,7 @@ runs on a machine without a GPU (seconds).
 import argparse
 import json
 import os
+import pickle
 import platform
 import subprocess
 import sys
@@ -30,7 +37,12 @@ from pathlib import Path
 
 import torch
 
+import numpy as np
+
 from ufm.dnn import TrainConfig, load_experiment, read_records, train
+from ufm.dnn.data import load_dataset
+from ufm.dnn.inputs import device_inputs
+from ufm.dnn.training import time_training
 
 KEYS = ("loss", "error", "nc1", "ece")
 
@@ -47,6 +59,44 @@ def _run(cfg: TrainConfig, folder: Path) -> tuple:
     for r in read_records(folder):
         last[r["split"]] = r
     return seconds / cfg.epochs, last
+
+
+def _cifar_shaped(root: Path, n_train: int, n_test: int) -> None:
+    """``root/cifar-10-batches-py`` in the published layout, holding random pixels and labels."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    gen = np.random.default_rng(0)
+
+    def batch(n):
+        return {"data": gen.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": list(map(int, np.arange(n) % 10))}
+
+    for i, part in enumerate(np.array_split(np.arange(n_train), 5), 1):
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(batch(len(part)), protocol=4))
+    (folder / "test_batch").write_bytes(pickle.dumps(batch(n_test), protocol=4))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [f"c{k}" for k in range(10)]}, protocol=4))
+
+
+def _cifar_resnet(args, tmp: Path) -> dict:
+    n_train, n_test, width = (1000, 200, 8) if args.quick else (50000, 10000, 64)
+    _cifar_shaped(tmp / "cifar", n_train, n_test)
+    base = TrainConfig(dataset="cifar10", data_dir=str(tmp / "cifar"), model="resnet18", model_options={"width": width},
+                       epochs=1, batch_size=128, device=args.device)
+    fast = base.replace(autocast="bfloat16", memory_format="channels_last" if args.device != "cpu" else "contiguous")
+    out = {"train_images": n_train, "width": width}
+    ds = load_dataset("cifar10", data_dir=str(tmp / "cifar"), val_fraction=0.1)
+    device = torch.device(args.device)
+    pixels = device_inputs(ds.x_train, ds.uint8["train"], ds, device, torch.float32)
+    idx = torch.randperm(n_train // 10, generator=torch.Generator().manual_seed(0))[:512]
+    out["pixels_equal_floats_on_device"] = (type(pixels).__name__ == "PixelInputs"
+                                            and bool(torch.equal(pixels[idx], ds.x_train[idx].to(device))))
+    for name, cfg in (("float32", base), ("bfloat16_channels_last", fast)):
+        t = time_training(cfg, budget_s=1e9)  # a whole epoch of steps
+        seconds, last = _run(cfg, tmp / f"resnet-{name}")
+        out[name] = {"epoch_seconds_timed": t["epoch_seconds"], "record_seconds_estimated": t["record_seconds"],
+                     "images_per_second": n_train / t["epoch_seconds"], "train_one_epoch_seconds": seconds,
+                     "last": {k: last["test"][k] for k in KEYS}}
+    out["max_rel_diff_test"] = _rel(out["float32"]["last"], out["bfloat16_channels_last"]["last"])
+    return out
 
 
 def main():
@@ -71,10 +121,7 @@ def main():
                   "max_rel_diff_train": _rel(dev_last["train"], cpu_last["train"]),
                   "max_rel_diff_test": _rel(dev_last["test"], cpu_last["test"])}
 
-    res = TrainConfig(dataset="digits", model="resnet18", model_options={"width": 8 if args.quick else 64},
-                      epochs=1 if args.quick else 3, batch_size=128, device=args.device)
-    out["resnet18_digits"] = {"seconds_per_epoch_device": _run(res, tmp / "resnet")[0],
-                              "epochs": res.epochs, "width": res.model_options["width"]}
+    out["resnet18_cifar_shaped"] = _cifar_resnet(args, tmp)
 
     multi_gpu = torch.cuda.is_available() and torch.cuda.device_count() >= 2 and args.device.startswith("cuda")
     dev = "cuda" if multi_gpu else "cpu"

@@ -17,3 +17,17 @@ def cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def no_data(tmp_path, monkeypatch):
+    """No dataset anywhere ufm looks: ``$UFM_DATA`` unset, ``$HOME`` (hence ``~/.cache/ufm``) an
+    empty folder, no system folders. Returns that home folder."""
+    from ufm.dnn.data import idx
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("UFM_DATA", raising=False)
+    monkeypatch.setattr(idx, "FASHION_MNIST_DIRS", ())
+    return home

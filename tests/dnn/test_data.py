@@ -1,16 +1,14 @@
 """Dataset loaders: shapes, balance, determinism, the stratified split, standardization,
 file formats and the errors that say how to get the data."""
-import gzip
 import json
-import struct
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
 import torch
 
+from miniature import write_idx
 from ufm import InvalidParameterError
 from ufm.dnn.data import idx
 from ufm.dnn.data import DATASETS, Dataset, DatasetNotFoundError, load_dataset, read_idx
@@ -30,15 +28,6 @@ def match_rows(a: np.ndarray, b: np.ndarray, tol: float = 1e-4) -> np.ndarray:
     d, j = dist.min(1)
     assert float(d.max()) < tol
     return j.numpy()
-
-
-def write_idx(path, array: np.ndarray, code: int, compress: bool) -> None:
-    """An IDX file written by hand: 00 00 <type> <ndim>, big-endian uint32 dims, big-endian data."""
-    be = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}[code]
-    payload = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    payload += array.astype(be).tobytes()
-    with (gzip.open if compress else open)(path, "wb") as fh:
-        fh.write(payload)
 
 
 # --- gaussian -----------------------------------------------------------------------------------
@@ -243,9 +232,7 @@ def test_fashion_mnist_reads_idx_files_from_data_dir(tmp_path, monkeypatch):
     assert abs(ds.mean.item() - m) < 1e-6 and abs(ds.std.item() - x_tr.std() / 255) < 1e-6
 
 
-def test_fashion_mnist_missing_says_where_and_how(tmp_path, monkeypatch):
-    monkeypatch.setattr(idx, "FASHION_MNIST_DIRS", ())
-    monkeypatch.delenv("UFM_DATA", raising=False)
+def test_fashion_mnist_missing_says_where_and_how(tmp_path, no_data):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DatasetNotFoundError) as info:
@@ -253,96 +240,10 @@ def test_fashion_mnist_missing_says_where_and_how(tmp_path, monkeypatch):
     msg = str(info.value)
     assert str(empty) in msg and str(empty / "fashion-mnist") in msg
     assert "apt-get install dataset-fashion-mnist" in msg and "zalandoresearch/fashion-mnist" in msg
+    assert "ufm data download fashion-mnist" in msg
     assert isinstance(info.value, FileNotFoundError)
-    assert info.value.searched == [str(empty), str(empty / "fashion-mnist")]
-
-
-# --- torchvision datasets -------------------------------------------------------------------------
-
-def test_torchvision_missing_names_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "torchvision", None)
-    with pytest.raises(ImportError, match=r"pip install 'ufm\[vision\]'"):
-        load_dataset("cifar10")
-
-
-def fake_torchvision(present: bool):
-    """A stand-in for torchvision.datasets: CIFAR10 and STL10 holding tiny fixed uint8 arrays."""
-
-    def pixels(shape, split):
-        return np.random.default_rng(0 if split == "train" else 1).integers(0, 256, shape).astype(np.uint8)
-
-    class CIFAR10:
-        def __init__(self, root, train, download):
-            if not present:
-                raise RuntimeError("Dataset not found or corrupted. You can use download=True to download it")
-            n = 20 if train else 10
-            self.data = pixels((n, 32, 32, 3), "train" if train else "test")  # (N, H, W, C)
-            self.targets = list(np.arange(n) % 10)
-
-    class STL10:
-        def __init__(self, root, split, download):
-            n = 10 if split == "train" else 20
-            self.data = pixels((n, 3, 96, 96), split)  # (N, C, H, W)
-            self.labels = np.arange(n) % 10
-
-    tv = types.ModuleType("torchvision")
-    tv.datasets = types.SimpleNamespace(CIFAR10=CIFAR10, STL10=STL10)
-    return tv
-
-
-def test_torchvision_layout_scaling_and_channel_statistics(tmp_path, monkeypatch):
-    tv = fake_torchvision(present=True)
-    monkeypatch.setitem(sys.modules, "torchvision", tv)
-    ds = load_dataset("cifar10", data_dir=tmp_path, val_fraction=0)
-    assert ds.input_shape == (3, 32, 32) and ds.x_train.shape == (20, 3, 32, 32) and str(tmp_path) in ds.source
-    hwc = tv.datasets.CIFAR10(None, train=True, download=False).data  # (20, 32, 32, 3)
-    assert np.allclose(raw_inputs(ds, ds.x_train) * 255, hwc.transpose(0, 3, 1, 2), atol=1e-3)
-    per_channel = hwc.reshape(-1, 3).astype(np.float64) / 255  # (20 * 32 * 32, 3)
-    assert ds.mean.shape == (3, 1, 1) and ds.std.shape == (3, 1, 1)
-    assert np.allclose(ds.mean.flatten().numpy(), per_channel.mean(0), atol=1e-6)
-    assert np.allclose(ds.std.flatten().numpy(), per_channel.std(0), atol=1e-6)
-    stl = load_dataset("stl10", data_dir=tmp_path, val_fraction=0)
-    assert stl.input_shape == (3, 96, 96) and len(stl.y_train) == 10 and len(stl.y_test) == 20
-    assert np.allclose(raw_inputs(stl, stl.x_test) * 255, tv.datasets.STL10(None, "test", False).data, atol=1e-3)
-
-
-def test_torchvision_missing_files_without_download(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "torchvision", fake_torchvision(present=False))
-    with pytest.raises(DatasetNotFoundError, match="download=True") as info:
-        load_dataset("cifar10", data_dir=tmp_path)
-    assert str(tmp_path) in str(info.value) and "--download" in str(info.value)
-
-
-# --- tinyimagenet ---------------------------------------------------------------------------------
-
-def test_tinyimagenet_folder(tmp_path):
-    Image = pytest.importorskip("PIL.Image")
-    root = tmp_path / "tiny-imagenet-200"
-    colors = {}
-    for k, wnid in enumerate(["n02", "n01"]):  # class order is the sorted wnids: n01 -> 0, n02 -> 1
-        (root / "train" / wnid / "images").mkdir(parents=True)
-        for i in range(3):
-            c = (10 * k + i, 100 + i, 200 - k)
-            colors[(wnid, i)] = c
-            # lossless PNG data under the .JPEG name: Pillow reads by content, so values are exact
-            Image.new("RGB", (64, 64), c).save(root / "train" / wnid / "images" / f"{wnid}_{i}.JPEG", format="PNG")
-    (root / "val" / "images").mkdir(parents=True)
-    Image.new("L", (64, 64), 77).save(root / "val" / "images" / "val_0.JPEG", format="PNG")  # grayscale
-    (root / "val" / "val_annotations.txt").write_text("val_0.JPEG\tn02\t0\t0\t63\t63\n")
-    ds = load_dataset("tinyimagenet", data_dir=tmp_path, val_fraction=0)
-    assert ds.num_classes == 2 and ds.input_shape == (3, 64, 64) and ds.y_test.tolist() == [1]
-    assert ds.y_train.tolist() == [0, 0, 0, 1, 1, 1]
-    back = np.round(raw_inputs(ds, ds.x_train) * 255)
-    assert back[0, :, 0, 0].tolist() == list(colors[("n01", 0)])
-    assert back[5, :, 5, 7].tolist() == list(colors[("n02", 2)])
-    assert np.round(raw_inputs(ds, ds.x_test) * 255)[0, :, 3, 3].tolist() == [77, 77, 77]
-    assert (tmp_path / "tinyimagenet-uint8.npz").is_file()
-
-
-def test_tinyimagenet_missing(tmp_path):
-    with pytest.raises(DatasetNotFoundError, match="tiny-imagenet-200.zip") as info:
-        load_dataset("tinyimagenet", data_dir=tmp_path)
-    assert str(tmp_path / "tiny-imagenet-200") in str(info.value)
+    cache = no_data / ".cache" / "ufm"
+    assert info.value.searched == [str(empty / "fashion-mnist"), str(empty), str(cache / "fashion-mnist"), str(cache)]
 
 
 # --- validation -----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 __all__ = [
     "InvalidParameterError",
+    "DataFileError",
     "ClosedFormNotApplicableWarning",
     "UFMWarning",
     "Interval",
@@ -54,6 +55,12 @@ class InvalidParameterError(ValueError, TypeError):
                  expected: Optional[str] = None):
         super().__init__(message)
         self.param, self.value, self.expected = param, value, expected
+
+
+class DataFileError(ValueError):
+    """A data file that is truncated, corrupted, not in its published format, or unsafe to read
+    (a pickle carrying code). The message is one line naming the file and what is wrong; the
+    command line prints it and exits with code 2."""
 
 
 class UFMWarning(UserWarning):

@@ -1,7 +1,8 @@
 """The ``ufm`` entry point: build the parser, run the command, turn its outcome into an exit code.
 
 Exit codes: 0 done; 1 a finding (``ufm verify``: a point disagrees with the closed form) or a
-divergence (solver, training); 2 bad input, printed as one line on stderr without a traceback;
+divergence (solver, training); 2 bad input (a flag, a file, a truncated or corrupted data file, a
+dataset that is missing or fails to download), printed as one line on stderr without a traceback;
 130 interrupted. An error the API raises about a parameter that one of the command's flags
 feeds is phrased with that flag's name (``-K/--num-classes must be ...``). The warnings ufm
 emits (``UFMWarning``) are printed, one line each, when the command succeeds.
@@ -12,7 +13,7 @@ import sys
 import warnings
 from typing import List, Optional
 
-from ufm._core.validation import InvalidParameterError, UFMWarning
+from ufm._core.validation import DataFileError, InvalidParameterError, UFMWarning
 from ufm._version import __version__
 from ufm.cli.commands import MODULES
 from ufm.cli.parser import Commands, Parser, UsageError
@@ -86,6 +87,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _error(e.prog or prog, e.message, 2)
     except InvalidParameterError as e:
         return _error(prog, _one_line(e, command.flag_name(e.param) if command else None), 2)
+    except DataFileError as e:  # a truncated, corrupted or unsafe data file: one line naming it
+        return _error(prog, str(e), 2)
     except BrokenPipeError:  # e.g. `ufm derive | head`
         sys.stderr.close()
         return 0

@@ -18,7 +18,8 @@ from ufm.losses import LOSSES
 from ufm.dnn.data import DATASETS
 from ufm.dnn.models import MODELS
 
-__all__ = ["TrainConfig", "CONSTRAINTS", "MODES", "SCHEDULES", "DTYPES", "RESULT_NEUTRAL_KEYS", "DeviceName"]
+__all__ = ["TrainConfig", "CONSTRAINTS", "MODES", "SCHEDULES", "DTYPES", "MEMORY_FORMATS", "AUTOCAST",
+           "RESULT_NEUTRAL_KEYS", "DeviceName"]
 
 #: ``standard``: weight decay on every parameter (as in the paper's networks);
 #: ``ufm``: explicit UFM penalties lambda_W, lambda_H, lambda_b on the classifier and the
@@ -26,10 +27,14 @@ __all__ = ["TrainConfig", "CONSTRAINTS", "MODES", "SCHEDULES", "DTYPES", "RESULT
 MODES = ("standard", "ufm")
 SCHEDULES = ("multistep", "cosine", "constant")
 DTYPES = ("float32", "float64")
+#: the layout of image batches; ``channels_last`` suits the convolutions of recent GPUs
+MEMORY_FORMATS = ("contiguous", "channels_last")
+#: the precision of the forward and backward passes: ``bfloat16`` runs them under torch.autocast
+AUTOCAST = ("off", "bfloat16")
 #: keys that may differ when a run folder is resumed: they do not change the records
 #: (on another device the records agree to rounding, not bit for bit)
 RESULT_NEUTRAL_KEYS = ("device",)
-#: dataset options that do not change the data (``download`` only lets torchvision fetch it)
+#: dataset options that do not change the data (``download`` only lets a missing dataset be fetched)
 _NEUTRAL_DATASET_OPTIONS = ("download",)
 
 
@@ -81,6 +86,8 @@ CONSTRAINTS = {
     "seed": Interval("int", 0, None, "left"),
     "device": DeviceName(),
     "dtype": Options(DTYPES),
+    "memory_format": Options(MEMORY_FORMATS),
+    "autocast": Options(AUTOCAST),
     "eval_every": _POS_INT,
     "eval_batch_size": _POS_INT,
     "n_bins": _POS_INT,
@@ -109,6 +116,12 @@ class TrainConfig:
     (lambda_b/2)||b||^2 to the mean loss, so that the minibatch term is an unbiased estimate
     of the UFM's (lambda_H/2)||H||_F^2 over all N training features, and applies
     ``backbone_weight_decay`` to the other parameters.
+
+    Precision: ``dtype`` of the network and its inputs; ``memory_format`` ``channels_last`` for
+    image batches and the network; ``autocast`` ``bfloat16`` runs the forward and backward passes
+    under ``torch.autocast`` (the loss from float32 logits; the recorded metrics accumulate the
+    features and logits in float64 as always). 8-bit image datasets stay on the device as uint8
+    and are normalized batch by batch (``ufm.dnn.inputs``), which changes no value.
 
     Records: every ``eval_every`` epochs (and at epoch 0 and the last epoch) the NC and
     calibration metrics of the train, val and test splits; ``n_bins`` for ECE.
@@ -150,6 +163,10 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "seed of the initialization and minibatch order"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N"})
     dtype: str = field(default="float32", metadata={"help": "float32 or float64"})
+    memory_format: str = field(default="contiguous",
+                               metadata={"help": "contiguous or channels_last (image batches and the network)"})
+    autocast: str = field(default="off", metadata={"help": "off or bfloat16 (forward and backward passes under "
+                                                           "torch.autocast; metrics still in float64)"})
     eval_every: int = field(default=1, metadata={"help": "record metrics every E epochs"})
     eval_batch_size: int = field(default=1024, metadata={"help": "batch size of the evaluation passes"})
     n_bins: int = field(default=15, metadata={"help": "ECE bins"})
@@ -160,6 +177,11 @@ class TrainConfig:
         if self.mode == "ufm":  # the UFM has no minimizer with lambda_W or lambda_H = 0
             for name in ("lambda_w", "lambda_h"):
                 check_param(name, getattr(self, name), Interval("float", 0, None, "neither"), "TrainConfig")
+        if self.autocast != "off" and self.dtype != "float32":  # autocast lowers float32 operations only
+            raise InvalidParameterError(
+                f"The 'autocast' parameter of TrainConfig must be 'off' with dtype {self.dtype!r} (bfloat16 autocast "
+                f"runs float32 networks). Got {self.autocast!r} instead.", param="autocast", value=self.autocast,
+                expected=f"'off' with dtype {self.dtype!r}")
         object.__setattr__(self, "milestones", tuple(sorted(self.milestones)))
 
     # -- schedule ------------------------------------------------------------

@@ -35,6 +35,7 @@ from ufm.metrics.logits import logit_statistics
 from ufm.dnn.config import TrainConfig
 from ufm.dnn.data.splits import STREAMS
 from ufm.dnn.distributed import Distributed
+from ufm.dnn.inputs import forward_precision
 
 __all__ = ["evaluate", "evaluate_splits", "noise_errors", "input_noise", "noise_key", "TrainingDivergedError",
            "NOISE_SIGMAS", "NOISE_KEYS"]
@@ -62,7 +63,7 @@ class TrainingDivergedError(RuntimeError):
 @torch.no_grad()
 def evaluate(model, x: torch.Tensor, y: torch.Tensor, num_classes: int, alpha: float, *,
              batch_size: int = 1024, dist: Optional[Distributed] = None, loss: str = "label_smoothing",
-             noise: tuple = (), noise_seed: int = 0) -> tuple:
+             noise: tuple = (), noise_seed: int = 0, autocast: str = "off") -> tuple:
     """NC and logit statistics of one split, in eval mode; returns (record, logits, labels).
 
     Streams the split once through the network and keeps its features and logits: the features
@@ -90,8 +91,9 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, num_classes: int, alpha: f
     acc = TwoPassNC(num_classes, core.feature_dim, W, b, device=x.device)
     feats, logits = [], []
     for start in range(lo, hi, batch_size):
-        z, h = core(x[start:min(hi, start + batch_size)], return_features=True)  # (B, K), (B, d); not through DDP
-        feats.append(h)
+        with forward_precision(x.device, autocast):
+            z, h = core(x[start:min(hi, start + batch_size)], return_features=True)  # (B, K), (B, d); not DDP
+        feats.append(h.float() if autocast != "off" else h)  # bfloat16 -> float32; accumulated in float64
         logits.append(z)
     H = torch.cat(feats) if feats else x.new_zeros((0, core.feature_dim))  # (n_r, d), this process's shard
     Z = (torch.cat(logits) if logits else x.new_zeros((0, num_classes))).to(torch.float64)  # (n_r, K)
@@ -118,7 +120,8 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, num_classes: int, alpha: f
     record["b_norm"] = float(torch.linalg.vector_norm(b.to(torch.float64)))
     record["n"] = int(labels.shape[0])
     if noise:  # with rank 0's buffers, as above
-        record.update(noise_errors(core, x, y, noise, seed=noise_seed, batch_size=batch_size, dist=dist))
+        record.update(noise_errors(core, x, y, noise, seed=noise_seed, batch_size=batch_size, dist=dist,
+                                   autocast=autocast))
     core.train(was_training)
     return record, Z, labels
 
@@ -151,7 +154,7 @@ def input_noise(shape: tuple, start: int, stop: int, sigma: float, seed: int) ->
 
 @torch.no_grad()
 def noise_errors(model, x: torch.Tensor, y: torch.Tensor, sigmas=NOISE_SIGMAS, *, seed: int = 0,
-                 batch_size: int = 1024, dist: Optional[Distributed] = None) -> dict:
+                 batch_size: int = 1024, dist: Optional[Distributed] = None, autocast: str = "off") -> dict:
     """``{noise_key(sigma): error}``: the error of ``model`` in eval mode on ``x + sigma * eps``,
     eps = :func:`input_noise` of x's samples at level sigma (from ``seed``), for each ``sigma`` of
     ``sigmas``; one forward pass per sigma, and sigma = 0 gives the clean error.
@@ -172,7 +175,8 @@ def noise_errors(model, x: torch.Tensor, y: torch.Tensor, sigmas=NOISE_SIGMAS, *
         for start in range(lo, hi, batch_size):
             stop = min(hi, start + batch_size)
             eps = input_noise(tuple(x.shape[1:]), start, stop, sigma, seed).to(device=x.device, dtype=x.dtype)
-            z = core(x[start:stop] + sigma * eps)  # (B, K)
+            with forward_precision(x.device, autocast):
+                z = core(x[start:stop] + sigma * eps)  # (B, K)
             wrong[j] += (z.argmax(1) != y[start:stop]).sum()
     if dist is not None:
         dist.all_reduce(wrong)
@@ -196,7 +200,7 @@ def evaluate_splits(model, splits: dict, num_classes: int, config: TrainConfig,
             continue
         rec, Z, y = evaluate(model, *splits[split], num_classes, config.alpha, batch_size=config.eval_batch_size,
                              dist=dist, loss=config.loss, noise=NOISE_SIGMAS if split == "test" else (),
-                             noise_seed=config.data_seed)
+                             noise_seed=config.data_seed, autocast=config.autocast)
         if split == "val":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", TemperatureAtBoundWarning)

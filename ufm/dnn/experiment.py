@@ -42,9 +42,9 @@ from ufm.analysis.networks import validate
 from ufm.records.runs import EXPERIMENT, RUNS, read_records
 from ufm.dnn.config import TrainConfig
 from ufm.dnn.evaluate import NOISE_KEYS
-from ufm.dnn.training import train
+from ufm.dnn.training import time_training, train
 
-__all__ = ["ExperimentSpec", "load_experiment", "run_experiment", "scale_milestones", "BUNDLED", "SUMMARY_KEYS"]
+__all__ = ["ExperimentSpec", "load_experiment", "run_experiment", "plan_experiment", "scale_milestones", "BUNDLED", "SUMMARY_KEYS"]
 
 _BUNDLED_DIR = Path(__file__).parent / "experiments"
 #: names of the bundled experiments (``ufm experiment NAME``)
@@ -211,6 +211,64 @@ def run_experiment(spec: ExperimentSpec, out, *, workers: Optional[int] = None, 
     write_json(out / "claims.json", {"results": evaluate_claims([out])})
     return {"runs": [summaries[name] for name, _ in runs], "seconds": time.perf_counter() - t0,
             "validation": result}
+
+
+#: the keys that decide a run's data (runs sharing them share one dataset)
+_DATA_KEYS = ("dataset", "dataset_options", "data_dir", "val_fraction", "data_seed", "train_per_class",
+              "test_per_class")
+#: the keys that decide a run's cost per epoch (runs sharing them are timed once)
+_COST_KEYS = _DATA_KEYS + ("model", "model_options", "batch_size", "dtype", "memory_format", "autocast", "device",
+                           "eval_batch_size", "mode")
+
+
+def plan_experiment(spec: ExperimentSpec, *, time: bool = True, budget_s: float = 20.0) -> dict:
+    """What running ``spec`` would do, without running it: its runs, where each dataset was found (or
+    that it is missing, with the command that gets it) and, when every dataset is there and ``time``,
+    an estimate of the wall time from timed training steps and forward passes on the run's device
+    (:func:`~ufm.dnn.training.time_training`, about ``budget_s`` seconds per distinct setting).
+
+    Returns:
+        dict with ``name``, ``runs`` ([{name, epochs, records, estimate_seconds (or None)}]),
+        ``datasets`` ([{dataset, found, where, problem (missing, unreadable, needs a package),
+        message}]), ``timings`` (one per distinct setting), ``total_seconds`` (the runs one after
+        another; None when not estimated) and ``timed``.
+    """
+    from ufm._core.validation import DataFileError
+    from ufm.dnn.data import DatasetNotFoundError, load_dataset
+
+    runs = spec.runs()
+    loaded, datasets = {}, []
+    for _, cfg in runs:
+        key = json.dumps({k: getattr(cfg, k) for k in _DATA_KEYS}, sort_keys=True)
+        if key in loaded:
+            continue
+        try:
+            loaded[key] = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction,
+                                       seed=cfg.data_seed, train_per_class=cfg.train_per_class,
+                                       test_per_class=cfg.test_per_class,
+                                       **{k: v for k, v in cfg.dataset_options.items() if k != "download"})
+            datasets.append({"dataset": cfg.dataset, "found": True, "where": loaded[key].source, "problem": None,
+                             "message": None})
+        except (DatasetNotFoundError, DataFileError, ImportError) as err:  # missing, damaged, or a package absent
+            loaded[key] = None
+            problem = ("missing" if isinstance(err, DatasetNotFoundError) else
+                       "unreadable" if isinstance(err, DataFileError) else "needs a package")
+            datasets.append({"dataset": cfg.dataset, "found": False, "where": None, "problem": problem,
+                             "message": str(err)})
+    timings, estimates = {}, []
+    for _, cfg in runs:
+        data = loaded[json.dumps({k: getattr(cfg, k) for k in _DATA_KEYS}, sort_keys=True)]
+        key = json.dumps({k: getattr(cfg, k) for k in _COST_KEYS}, sort_keys=True)
+        if time and data is not None and key not in timings:
+            timings[key] = time_training(cfg, data=data, budget_s=budget_s)
+        t = timings.get(key)
+        estimates.append(None if t is None else cfg.epochs * t["epoch_seconds"]
+                         + len(cfg.record_epochs()) * t["record_seconds"])
+    out_runs = [{"name": name, "epochs": cfg.epochs, "records": len(cfg.record_epochs()), "estimate_seconds": e}
+                for (name, cfg), e in zip(runs, estimates)]
+    total = sum(estimates) if estimates and all(e is not None for e in estimates) else None
+    return {"name": spec.name, "runs": out_runs, "datasets": datasets, "timings": list(timings.values()),
+            "total_seconds": total, "timed": bool(time)}
 
 
 def _run_one(config_dict: dict, out: str, progress: bool) -> dict:

@@ -49,9 +49,10 @@ from ufm.dnn.config import TrainConfig
 from ufm.dnn.data import load_dataset
 from ufm.dnn.distributed import Distributed, epoch_order, run_device
 from ufm.dnn.evaluate import NOISE_KEYS, TrainingDivergedError, evaluate_splits
+from ufm.dnn.inputs import device_inputs, forward_precision
 from ufm.dnn.models import build_model
 
-__all__ = ["train", "TrainingDivergedError", "RunMismatchError", "RECORD_KEYS", "TEST_RECORD_KEYS"]
+__all__ = ["train", "time_training", "TrainingDivergedError", "RunMismatchError", "RECORD_KEYS", "TEST_RECORD_KEYS"]
 
 #: keys every record of metrics.jsonl has (the issue's minimum set and more)
 RECORD_KEYS = ("epoch", "split", "n", "lr", "loss", "nll", "error", "nc1", "nc2_h", "nc2_w", "nc3", "nc4",
@@ -73,7 +74,7 @@ class _Run:
     core: torch.nn.Module  # the network
     model: torch.nn.Module  # the network, or its DistributedDataParallel wrapper
     opt: torch.optim.Optimizer
-    splits: dict  # split -> (x (N, *input_shape), y (N,)) on the device; empty splits left out
+    splits: dict  # split -> (inputs (N, *input_shape), y (N,)) on the device (ufm.dnn.inputs); empty splits left out
     num_classes: int
     meta: dict  # the contents of config.json
     saved: int = 0  # the epoch of the last checkpoint
@@ -158,9 +159,89 @@ def _train(config: TrainConfig, out: Path, progress: bool, log: Callable, data, 
             "final": final}
 
 
+def time_training(config: TrainConfig, *, data=None, budget_s: float = 20.0) -> dict:
+    """The measured cost of ``config``'s training on its device, for planning: one epoch's SGD steps
+    and one record's forward passes, each timed for at most about ``budget_s / 2`` seconds.
+
+    Steps are timed one by one (the first, a warm-up, not counted) in the order of epoch 1 until
+    the epoch ends or the half-budget is spent; the epoch's time is the mean step time times the
+    number of steps. A record's time is the eval-mode forward time per sample (timed on batches
+    of the training split) times the samples a record passes through the network: train, val and
+    test, and the test split once more per noise level; the NC and calibration arithmetic is not
+    counted. Nothing is written (the run lives in a temporary folder).
+
+    Returns:
+        dict with ``device``, ``step_seconds``, ``steps_per_epoch``, ``steps_timed``,
+        ``epoch_seconds``, ``record_seconds``, ``records`` (per run), ``run_seconds`` (the
+        estimate of one run: epochs x epoch + records x record) and ``whole_epoch`` (True when a
+        whole epoch was timed).
+    """
+    import tempfile
+
+    from ufm.dnn.evaluate import NOISE_SIGMAS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = _setup(config, Path(tmp), data, Distributed(device_kind(config.device)))
+    sync = torch.cuda.synchronize if run.device.type == "cuda" else (lambda: None)
+    N = run.splits["train"][0].shape[0]
+    order = epoch_order(N, config.seed, 1).to(run.device)
+    batches = [order[s:s + config.batch_size] for s in range(0, N, config.batch_size)]
+    loss_fn, times = get_loss(config.loss), []
+    run.model.train()
+    for g in run.opt.param_groups:
+        g["lr"] = config.learning_rate(1)
+    for i, batch in enumerate(batches):
+        sync()
+        t = time.perf_counter()
+        _step(run, batch, loss_fn)
+        sync()
+        times.append(time.perf_counter() - t)
+        if i >= 1 and sum(times[1:]) > budget_s / 2:
+            break
+    step = sum(times[1:]) / len(times[1:]) if len(times) > 1 else times[0]
+    per_sample = _forward_seconds_per_sample(run, budget_s / 2, sync)
+    sizes = {k: y.shape[0] for k, (_, y) in run.splits.items()}
+    passed = sum(sizes.values()) + sizes.get("test", 0) * len(NOISE_SIGMAS)
+    records = len(config.record_epochs())
+    out = {"device": str(run.device), "step_seconds": step, "steps_per_epoch": len(batches),
+           "steps_timed": max(1, len(times) - 1), "epoch_seconds": step * len(batches),
+           "record_seconds": per_sample * passed, "records": records, "whole_epoch": len(times) == len(batches)}
+    out["run_seconds"] = config.epochs * out["epoch_seconds"] + records * out["record_seconds"]
+    return out
+
+
+@torch.no_grad()
+def _forward_seconds_per_sample(run: _Run, budget_s: float, sync: Callable) -> float:
+    """Eval-mode forward seconds per sample, timed on batches of the training split (the first a warm-up)."""
+    x, _ = run.splits["train"]
+    bs = run.config.eval_batch_size
+    run.core.eval()
+    seconds, samples = 0.0, 0
+    for i, start in enumerate(range(0, x.shape[0], bs)):
+        sync()
+        t = time.perf_counter()
+        with forward_precision(run.device, run.config.autocast):
+            run.core(x[start:start + bs])
+        sync()
+        if i > 0 or x.shape[0] <= bs:
+            seconds, samples = seconds + time.perf_counter() - t, samples + min(bs, x.shape[0] - start)
+        if seconds > budget_s:
+            break
+    run.core.train()
+    return seconds / max(samples, 1)
+
+
 def _setup(config: TrainConfig, out: Path, data, dist: Distributed) -> _Run:
     """The device, the data on it, the seeded network and its optimizer, and config.json's contents."""
     device = run_device(config.device, dist)
+    if config.memory_format == "channels_last" and device.type == "cpu":
+        # torch 2.13.0+cpu: the backward pass of a 1x1 stride-2 convolution in channels_last hangs on its
+        # third step (benchmarks/check_channels_last_cpu.py)
+        raise InvalidParameterError(
+            "The 'memory_format' parameter of TrainConfig must be 'contiguous' on a CPU device (channels_last is "
+            "for CUDA: torch's CPU channels_last convolutions hung or corrupted memory in ufm's tests). "
+            "Got 'channels_last' instead.", param="memory_format", value="channels_last",
+            expected="'contiguous' on a CPU device (channels_last is for CUDA)")
     dtype = getattr(torch, config.dtype)
     ds = data if data is not None else load_dataset(
         config.dataset, data_dir=config.data_dir, val_fraction=config.val_fraction, seed=config.data_seed,
@@ -169,8 +250,12 @@ def _setup(config: TrainConfig, out: Path, data, dist: Distributed) -> _Run:
     torch.manual_seed(config.seed)
     core = build_model(config.model, input_shape=tuple(ds.input_shape), num_classes=K, **config.model_options)
     core = core.to(device=device, dtype=dtype)
+    if config.memory_format == "channels_last":
+        core = core.to(memory_format=torch.channels_last)
     splits = {"train": (ds.x_train, ds.y_train), "val": (ds.x_val, ds.y_val), "test": (ds.x_test, ds.y_test)}
-    splits = {k: (x.to(device=device, dtype=dtype), y.to(device)) for k, (x, y) in splits.items() if len(y)}
+    # 8-bit images stay uint8 on the device, normalized batch by batch (the same values)
+    splits = {k: (device_inputs(x, ds.uint8.get(k), ds, device, dtype, config.memory_format), y.to(device))
+              for k, (x, y) in splits.items() if len(y)}
     out.mkdir(parents=True, exist_ok=True)
     meta = {"config": config.to_dict(), "dataset": ds.describe(),
             "model": {"name": config.model, "parameters": sum(p.numel() for p in core.parameters()),
@@ -257,7 +342,10 @@ def _step(run: _Run, batch: torch.Tensor, loss_fn: Callable) -> tuple:
     N, n_g = x_train.shape[0], batch.numel()
     idx = batch[dist.rank::dist.world]  # this process's share, (n_r,)
     xb, yb = x_train[idx], y_train[idx]
-    z, h = run.model(xb, return_features=True)  # (n_r, K), (n_r, d)
+    with forward_precision(run.device, config.autocast):
+        z, h = run.model(xb, return_features=True)  # (n_r, K), (n_r, d)
+    if config.autocast != "off":  # the loss and the penalties from float32 logits and features
+        z, h = z.float(), h.float()
     mean_loss = loss_fn(z, yb, config.alpha)
     # DDP averages gradients over processes: weight each share by world * n_r / n_g, so that the
     # update is that of the mean loss over the global minibatch (exactly the single-process update)

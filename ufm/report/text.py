@@ -14,7 +14,7 @@ from typing import Iterable, List, Mapping, Optional, Sequence
 from ufm._core.io import to_jsonable
 
 __all__ = ["json_text", "problem_text", "closed_form_lines", "solve_lines", "verify_lines", "conditioning_lines",
-           "convergence_lines", "train_lines", "experiment_list_lines", "experiment_done_line", "sweep_status_line",
+           "convergence_lines", "train_lines", "experiment_list_lines", "experiment_done_line", "plan_lines", "sweep_status_line",
            "sweep_done_line", "regime_map_lines", "regime_point_lines", "LOGITS_NOTE"]
 
 
@@ -184,6 +184,36 @@ def train_lines(summary: Mapping, out) -> List[str]:
 def experiment_list_lines(experiments: Iterable[tuple]) -> List[str]:
     """(name, description) of each bundled experiment, one a line."""
     return [f"{name:20s} {description}" for name, description in experiments]
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.1f} s" if seconds >= 1 else f"{seconds * 1e3:.0f} ms"
+
+
+def plan_lines(plan: Mapping) -> List[str]:
+    """``plan_experiment``'s result: the datasets (where found, or the message saying how to get
+    them), the timings, then one line per run with its estimate."""
+    lines = [f"experiment {plan['name']}: {len(plan['runs'])} runs"]
+    for d in plan["datasets"]:
+        found = f"found: {d['where']}" if d["found"] else f"{d['problem'].upper()}: {d['message']}"
+        lines.append(f"  dataset {d['dataset']}: {found}")
+    for t in plan["timings"]:
+        how = "a whole epoch" if t["whole_epoch"] else f"{t['steps_timed']} of {t['steps_per_epoch']} steps"
+        lines.append(f"  timed on {t['device']} ({how}): {t['step_seconds'] * 1e3:.1f} ms per step, epoch "
+                     f"{_duration(t['epoch_seconds'])}, record {_duration(t['record_seconds'])} (its forward passes)")
+    for r in plan["runs"]:
+        est = "not estimated" if r["estimate_seconds"] is None else f"about {_duration(r['estimate_seconds'])}"
+        lines.append(f"  run {r['name']}: {r['epochs']} epochs, {r['records']} records, {est}")
+    if plan["total_seconds"] is not None:
+        lines.append(f"total, one run at a time: about {_duration(plan['total_seconds'])} "
+                     "(an estimate from timed steps; parallel workers on separate devices divide it)")
+    else:
+        why = "a dataset is missing or unreadable" if plan.get("timed", True) else "timing was not asked for"
+        lines.append(f"total: not estimated ({why})")
+    return lines
 
 
 def experiment_done_line(result: Mapping, out) -> str:

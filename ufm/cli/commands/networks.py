@@ -40,7 +40,8 @@ def _train_flags(p: Parser) -> None:
     for name, flag, help_ in OPTION_FIELDS:
         g.add_argument(flag, dest=name, action="append", type=option_pair, default=[], metavar="KEY=VALUE",
                        help=help_)
-    g.add_argument("--download", action="store_true", help="let torchvision download a missing dataset")
+    g.add_argument("--download", action="store_true",
+                   help="download a missing dataset (its official archive, checked against the published checksum)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -90,7 +91,29 @@ def _experiment_flags(p: Parser) -> None:
              help="override the device of every run (auto, cpu, cuda, cuda:N)")
     add_flag(p, "--data-dir", param="data_dir", constraint=CONSTRAINTS["data_dir"], default=None,
              help="folder holding datasets (default $UFM_DATA, then standard places)")
+    p.add_argument("--set", dest="set_", action="append", type=option_pair, default=[], metavar="KEY=VALUE",
+                   help="override a TrainConfig key of every run (repeatable); model_options.KEY=VALUE and "
+                        "dataset_options.KEY=VALUE change one option, e.g. --set model_options.width=16")
+    p.add_argument("--plan", action="store_true",
+                   help="print the runs, where each dataset was found (or how to get it) and an estimate of the "
+                        "wall time from timed training steps on the device; run nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _set_changes(spec, pairs) -> dict:
+    """The base changes of ``--set`` pairs: ``KEY=VALUE``, or ``model_options.KEY=VALUE`` (and
+    ``dataset_options.``) merged into the experiment's option dict."""
+    changes = {}
+    for key, value in pairs:
+        table, _, option = key.partition(".")
+        if option and table in ("model_options", "dataset_options"):
+            changes[table] = {**changes.get(table, spec.base.get(table, {})), option: value}
+        elif option:
+            raise UsageError(f"--set {key}=...: only model_options.KEY and dataset_options.KEY take a dot; "
+                             "other keys are TrainConfig fields (--set epochs=2).")
+        else:
+            changes[key] = value
+    return changes
 
 
 def _experiment(args):
@@ -109,8 +132,12 @@ def _experiment(args):
             _log(line)
         spec = scaled
     changes = {k: v for k, v in (("device", args.device), ("data_dir", args.data_dir)) if v is not None}
+    changes.update(_set_changes(spec, args.set_))
     if changes:
-        spec = spec.override(**changes)
+        try:
+            spec = spec.override(**changes)
+        except InvalidParameterError as e:  # a key or value of --set: the experiment's message
+            raise UsageError(f"--set: {e}") from None
     if args.seeds is not None:
         spec = spec.with_seeds(args.seeds)
     return spec
@@ -142,6 +169,12 @@ def experiment_command(args) -> int:
         print("\n".join(experiment_list_lines((name, load_experiment(name).description) for name in BUNDLED)))
         return 0
     spec = _experiment(args)
+    if args.plan:
+        from ufm.dnn.experiment import plan_experiment
+        from ufm.report.text import plan_lines
+
+        print("\n".join(plan_lines(plan_experiment(spec))))
+        return 0
     out = args.out or str(Path("ufm-experiments") / spec.name)
     try:
         result = run_experiment(spec, out, workers=args.workers, cluster=args.cluster,

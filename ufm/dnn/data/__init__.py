@@ -25,15 +25,20 @@ Loaders and where their data comes from:
 * ``mnist1d``: MNIST-1D (Greydanus, Scaling down deep learning, 2020), generated
   offline by the ``mnist1d`` package and cached as ``.npz``;
 * ``digits``: scikit-learn's bundled 8x8 digits, split into train/test;
-* ``fashion-mnist``: the four IDX files (Xiao et al., Fashion-MNIST, 2017), read
-  from ``data_dir``, ``$UFM_DATA`` or the Debian package ``dataset-fashion-mnist``;
-* ``mnist``, ``cifar10``, ``cifar100``, ``stl10``: through ``torchvision``
-  (optional, ``pip install 'ufm[vision]'``), downloaded only with ``download=True``;
+* ``mnist``, ``fashion-mnist``: the four IDX files (LeCun et al. 1998; Xiao et al.,
+  Fashion-MNIST, 2017); Fashion-MNIST also from the Debian package ``dataset-fashion-mnist``;
+* ``cifar10``, ``cifar100``: the published "python version" pickles, read with a
+  restricted unpickler that runs no code (:mod:`ufm.dnn.data.pickles`);
+* ``stl10``: the published binary files;
 * ``tinyimagenet``: the ``tiny-imagenet-200`` image folder, read with Pillow.
 
-The cache/data folder is ``data_dir`` if given, else ``$UFM_DATA`` if set, else
-``~/.cache/ufm`` (:func:`data_root`). Optional packages (mnist1d, scikit-learn,
-torchvision, Pillow) are imported only by the loader that needs them.
+None needs torchvision. Files are searched in ``data_dir``, ``$UFM_DATA`` and ``~/.cache/ufm``
+(:mod:`ufm.dnn.data.files`); a dataset that is not there is an error saying where ufm looked
+and how to get it, and ``download=True`` (``ufm data download NAME``) fetches the official
+archive into :func:`data_root` (``data_dir``, else ``$UFM_DATA``, else ``~/.cache/ufm``), checked
+against its published checksum (:mod:`ufm.dnn.data.download`). A truncated or corrupted file is a
+``DataFileError`` naming it. Optional packages (mnist1d, scikit-learn, Pillow) are imported only
+by the loader that needs them.
 
 Modules:
 
@@ -41,10 +46,14 @@ Modules:
     load              load_dataset: validation, then the three steps
     splits            the random streams, subsampling, the stratified split, standardization
     cache             the ``.npz`` cache
+    files             where files are searched; shared checks of labels and byte counts
+    pickles           the restricted unpickler
+    download          the official archives, their checksums, download and safe extraction
     synthetic         gaussian
     mnist1d, digits   one loader each
-    idx               read_idx and fashion-mnist
-    torchvision_sets  mnist, cifar10, cifar100, stl10
+    idx               read_idx, mnist and fashion-mnist
+    cifar             cifar10, cifar100
+    stl10             stl10
     tinyimagenet      tinyimagenet
 
 A new loader is a function decorated with ``register(name, **option_constraints)`` in a
@@ -53,7 +62,7 @@ load: change it there (the name here is a copy).
 """
 from ufm.dnn.data.registry import DATASETS, Dataset, DatasetNotFoundError, RawData, data_root
 # importing a loader's module registers it, in this order
-from ufm.dnn.data import synthetic, mnist1d, digits, idx, torchvision_sets, tinyimagenet  # noqa: F401
+from ufm.dnn.data import synthetic, mnist1d, digits, idx, cifar, stl10, tinyimagenet  # noqa: F401
 from ufm.dnn.data.idx import FASHION_MNIST_DIRS, read_idx
 from ufm.dnn.data.load import load_dataset
 

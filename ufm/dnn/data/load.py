@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ufm._core.validation import Boolean, Interval, InvalidParameterError, Options, OrNone, PathLike, check_param
-from ufm.dnn.data.registry import DATASETS, Dataset
+from ufm.dnn.data.registry import DATASETS, Dataset, DatasetNotFoundError
 from ufm.dnn.data.splits import as_float, per_class, rng, statistics, stratified_split
 
 __all__ = ["load_dataset"]
@@ -23,16 +23,20 @@ def load_dataset(name: str, *, data_dir=None, val_fraction: float = 0.1, seed: i
         name: one of ``DATASETS``: ``'gaussian'``, ``'mnist1d'``, ``'digits'``,
             ``'fashion-mnist'``, ``'mnist'``, ``'cifar10'``, ``'cifar100'``,
             ``'stl10'``, ``'tinyimagenet'``.
-        data_dir: where to look for (and cache) data; default ``$UFM_DATA`` or
-            ``~/.cache/ufm`` (see :func:`~ufm.dnn.data.data_root`).
+        data_dir: the first folder searched for a dataset's files (then ``$UFM_DATA``, then
+            ``~/.cache/ufm``: :mod:`ufm.dnn.data.files`), and the folder of caches and downloads
+            (default ``$UFM_DATA``, else ``~/.cache/ufm``: :func:`~ufm.dnn.data.data_root`).
         val_fraction: in [0, 1); ``round(val_fraction * n_k)`` training samples of
             each class k form the validation split.
         seed: int >= 0; drives subsampling, the validation split and synthetic data.
         train_per_class: keep n random training samples of each class (before the
             validation split is carved out of them); None keeps all.
         test_per_class: keep n random test samples of each class; None keeps all.
-        download: let torchvision download missing files (``mnist``, ``cifar10``,
-            ``cifar100``, ``stl10``); otherwise nothing is downloaded.
+        download: when the files are not found, download the dataset's official archive
+            into ``data_root(data_dir)``, checked against its published checksum
+            (:func:`~ufm.dnn.data.download.download_dataset`: ``mnist``, ``fashion-mnist``,
+            ``cifar10``, ``cifar100``, ``stl10``, ``tinyimagenet``); otherwise nothing is
+            downloaded.
         **options: the loader's options, defaults in brackets:
             ``gaussian``: ``num_classes`` [10], ``dim`` [32], ``train_size_per_class``
             [200], ``test_size_per_class`` [200], ``separation`` [3.0], ``noise`` [1.0];
@@ -49,6 +53,7 @@ def load_dataset(name: str, *, data_dir=None, val_fraction: float = 0.1, seed: i
             argument out of range, or a per-class count larger than a class holds.
         DatasetNotFoundError: the files are not there (the message says where it
             looked and how to get them).
+        DataFileError: a file is truncated, corrupted or unsafe (the message names it).
         ImportError: an optional package is missing (the message names the extra).
 
     Example::
@@ -58,7 +63,7 @@ def load_dataset(name: str, *, data_dir=None, val_fraction: float = 0.1, seed: i
         (torch.Size([600, 8]), torch.Size([200, 8]), torch.Size([800, 8]))
     """
     loader = _check_arguments(name, data_dir, val_fraction, seed, train_per_class, test_per_class, download, options)
-    raw = loader(data_dir=data_dir, seed=int(seed), download=download, **options)
+    raw = _read(loader, name, data_dir, int(seed), download, options)
     K = int(raw.num_classes)
     y_train = _labels(raw.y_train, K, name)  # (N_train,)
     y_test = _labels(raw.y_test, K, name)  # (N_test,)
@@ -76,12 +81,38 @@ def load_dataset(name: str, *, data_dir=None, val_fraction: float = 0.1, seed: i
     config = {"name": name, "data_dir": None if data_dir is None else str(data_dir),
               "val_fraction": float(val_fraction), "seed": int(seed), "train_per_class": train_per_class,
               "test_per_class": test_per_class, **loader.options, **options}
+    pixels = {}
+    if _is_uint8(raw.x_train) and _is_uint8(raw.x_test):  # 8-bit images: keep the pixels too
+        pixels = {"train": _rows(raw.x_train, i_fit), "val": _rows(raw.x_train, i_val),
+                  "test": _rows(raw.x_test, idx_test)}
     return Dataset(
         name=name, num_classes=K, input_shape=shape,
         x_train=x_train, y_train=torch.from_numpy(y_train[i_fit]),
         x_val=x_val, y_val=torch.from_numpy(y_train[i_val]),
         x_test=x_test, y_test=torch.from_numpy(y_test[idx_test]),
-        source=raw.source, mean=mean.float(), std=std.float(), config=config)
+        source=raw.source, mean=mean.float(), std=std.float(), config=config, uint8=pixels, scale=float(raw.scale))
+
+
+def _is_uint8(x) -> bool:
+    return (x.dtype == torch.uint8) if isinstance(x, torch.Tensor) else np.asarray(x).dtype == np.uint8
+
+
+def _rows(x, idx: np.ndarray) -> torch.Tensor:
+    """Rows ``idx`` of x as a (contiguous, copied) tensor."""
+    return x[torch.from_numpy(idx)].clone() if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x)[idx])
+
+
+def _read(loader, name: str, data_dir, seed: int, download: bool, options: dict):
+    """The loader's raw data; with ``download``, a dataset that is not found is downloaded first."""
+    try:
+        return loader(data_dir=data_dir, seed=seed, download=download, **options)
+    except DatasetNotFoundError:
+        from ufm.dnn.data.download import SOURCES, download_dataset
+
+        if not download or name not in SOURCES:
+            raise
+    download_dataset(name, data_dir)
+    return loader(data_dir=data_dir, seed=seed, download=download, **options)
 
 
 def _check_arguments(name, data_dir, val_fraction, seed, train_per_class, test_per_class, download, options):

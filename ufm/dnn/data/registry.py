@@ -66,6 +66,11 @@ class Dataset:
             is ``x * std + mean``.
         config: the resolved arguments of :func:`~ufm.dnn.data.load_dataset` (defaults
             filled in), enough to load the same dataset again.
+        uint8: for datasets of 8-bit pixels, ``{split: uint8 tensor (N, *input_shape)}``, the
+            pixels each split's float inputs were computed from (empty otherwise), so that a
+            training run can keep them on its device at a quarter of the memory and normalize
+            each batch as it is used (:meth:`normalize`, which gives the float inputs exactly).
+        scale: the factor of those pixels (1/255).
     """
 
     name: str
@@ -81,6 +86,16 @@ class Dataset:
     mean: Optional[torch.Tensor] = None
     std: Optional[torch.Tensor] = None
     config: dict = field(default_factory=dict)
+    uint8: dict = field(default_factory=dict, repr=False)
+    scale: float = 1.0
+
+    def normalize(self, pixels: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Float inputs from 8-bit pixels ``(B, *input_shape)``: the very operations of
+        :func:`load_dataset` (to float32, times ``scale``, minus ``mean``, over ``std``), so the
+        result equals the corresponding rows of ``x_*`` bit for bit; then cast to ``dtype``."""
+        x = pixels.to(torch.float32).mul_(self.scale) if self.scale != 1.0 else pixels.to(torch.float32)
+        x.sub_(self.mean.to(x.device)).div_(self.std.to(x.device))
+        return x.to(dtype)
 
     def describe(self) -> dict:
         """Name, K, input shape, split sizes, samples per class of each split (``class_counts``:
