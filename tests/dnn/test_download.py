@@ -347,3 +347,24 @@ def test_load_dataset_with_download_fetches_a_missing_dataset_and_reads_it(tmp_p
     assert len(server.requests) == 1 and ds.x_train.shape == (20, 3, 32, 32)
     assert str(tmp_path / "data" / "cifar-10-batches-py") in ds.source
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["cifar-10-batches-py"]
+
+
+def test_a_failed_placement_keeps_the_verified_files_for_the_next_attempt(tmp_path, monkeypatch, server):
+    files = {"train-images-idx3-ubyte.gz": b"a" * 10, "t10k-images-idx3-ubyte.gz": b"b" * 10}
+    _serve(monkeypatch, server, "mnist", files, "files", "mnist")
+    real = os.rename
+
+    def refuse(src, dst):
+        if Path(dst).name == "mnist":
+            raise PermissionError(13, "Permission denied", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(download.os, "rename", refuse)
+    with pytest.raises(DownloadError, match="cannot move"):
+        download_dataset("mnist", tmp_path)
+    kept = sorted(p.name for p in (tmp_path / download.PARTIAL).iterdir())
+    assert kept == sorted(name + ".part" for name in files)
+    monkeypatch.setattr(download.os, "rename", real)
+    requests = len(server.requests)
+    assert download_dataset("mnist", tmp_path) == tmp_path / "mnist" and len(server.requests) == requests
+    assert _tree(tmp_path / "mnist") == files

@@ -356,3 +356,12 @@ def test_an_undecodable_text_file_is_one_line_naming_it(tmp_path, no_data):
     with pytest.raises(DataFileError, match="not a text file") as info:
         load_dataset("stl10", data_dir=tmp_path)
     assert str(folder / "class_names.txt") in str(info.value)
+
+
+def test_tinyimagenet_without_pillow_is_one_line_naming_the_extra(tmp_path, no_data, cli, monkeypatch):
+    tiny_files(tmp_path)  # written with Pillow, then read without it
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    monkeypatch.setitem(sys.modules, "PIL.Image", None)
+    code, _, err = cli("train", "--out", tmp_path / "run", "--dataset", "tinyimagenet", "--data-dir", tmp_path,
+                       "--epochs", "1", "--quiet")
+    assert code == 2 and err.count("\n") == 1 and "pip install 'ufm[images]'" in err and "Traceback" not in err

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 __all__ = [
     "InvalidParameterError",
     "DataFileError",
+    "MissingPackageError",
     "ClosedFormNotApplicableWarning",
     "UFMWarning",
     "Interval",
@@ -61,6 +62,11 @@ class DataFileError(ValueError):
     """A data file that is truncated, corrupted, not in its published format, or unsafe to read
     (a pickle carrying code). The message is one line naming the file and what is wrong; the
     command line prints it and exits with code 2."""
+
+
+class MissingPackageError(ImportError):
+    """An optional package that a requested feature needs is not installed; the message names the
+    package and the ``pip install 'ufm[EXTRA]'`` that installs it (exit code 2 on the command line)."""
 
 
 class UFMWarning(UserWarning):

@@ -13,7 +13,7 @@ import sys
 import warnings
 from typing import List, Optional
 
-from ufm._core.validation import DataFileError, InvalidParameterError, UFMWarning
+from ufm._core.validation import DataFileError, InvalidParameterError, MissingPackageError, UFMWarning
 from ufm._version import __version__
 from ufm.cli.commands import MODULES
 from ufm.cli.parser import Commands, Parser, UsageError
@@ -87,7 +87,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _error(e.prog or prog, e.message, 2)
     except InvalidParameterError as e:
         return _error(prog, _one_line(e, command.flag_name(e.param) if command else None), 2)
-    except DataFileError as e:  # a truncated, corrupted or unsafe data file: one line naming it
+    except (DataFileError, MissingPackageError) as e:  # a bad data file; an optional package absent
         return _error(prog, str(e), 2)
     except BrokenPipeError:  # e.g. `ufm derive | head`
         sys.stderr.close()

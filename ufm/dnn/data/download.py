@@ -319,6 +319,9 @@ def _place(source: Source, parts: list, partial: Path, final: Path, say: Callabl
             os.rename(ready, final)
         except OSError as e:
             if not final.is_dir():  # not another download that finished first
+                for part in parts if source.kind == "files" else ():  # the verified files stay for the next try
+                    if (ready / part.name[:-5]).exists():
+                        os.replace(ready / part.name[:-5], part)
                 raise DownloadError(f"cannot move {ready} to {final} ({_reason(e)}); check that {final.parent} "
                                     "is writable and that nothing is in the way.") from None
         for part in parts:

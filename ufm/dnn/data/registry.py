@@ -13,6 +13,8 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import torch
 
+from ufm._core.validation import MissingPackageError
+
 __all__ = ["Dataset", "RawData", "DatasetNotFoundError", "DATASETS", "register", "data_root", "missing_package"]
 
 
@@ -154,8 +156,8 @@ def data_root(data_dir=None) -> Path:
     return Path("~/.cache/ufm").expanduser()
 
 
-def missing_package(package: str, extra: str, name: str) -> ImportError:
+def missing_package(package: str, extra: str, name: str) -> MissingPackageError:
     """The error of a loader whose optional package is not installed (it names the extra)."""
-    return ImportError(
+    return MissingPackageError(
         f"The dataset {name!r} needs the package {package!r}, which is not installed: "
         f"pip install 'ufm[{extra}]' (or pip install {package}).")
