@@ -1,60 +1,23 @@
 """``ufm data download NAME``: the folder on stdout, step lines on stderr, one-line errors with exit 2;
 the files come from a loopback server (never the internet)."""
-import hashlib
-import http.server
-import io
 import os
-import tarfile
-import threading
 
 import pytest
 
-from ufm.dnn.data.download import SOURCES, Source
+from loopback import loopback_server, serve_source, tar_gz
+from ufm.dnn.data.download import SOURCES
 
 MEMBERS = {"cifar-10-batches-py/data_batch_1": b"one batch", "cifar-10-batches-py/test_batch": b"the test batch"}
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.server.requests.append(self.path)
-        body = self.server.files.get(self.path)
-        if body is None:
-            return self.send_error(404)
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-def _tar_gz(members: dict) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 @pytest.fixture
 def served(monkeypatch):
     """A loopback server holding a miniature CIFAR-10 archive at /kriz/, which ``SOURCES["cifar10"]`` points to."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    archive = _tar_gz(MEMBERS)
-    httpd.files, httpd.requests = {"/kriz/cifar-10-python.tar.gz": archive}, []
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    url = httpd.url + "/kriz/cifar-10-python.tar.gz"
-    monkeypatch.setitem(SOURCES, "cifar10", Source(((url, hashlib.md5(archive).hexdigest(), "cifar-10-python.tar.gz"),),
-                                                   "tar.gz", "cifar-10-batches-py", "cifar-10-batches-py"))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with loopback_server() as httpd:
+        serve_source(monkeypatch, httpd, "cifar10", {"cifar-10-python.tar.gz": tar_gz(MEMBERS)}, "tar.gz",
+                     "cifar-10-batches-py", base=httpd.url + "/kriz/")
+        httpd.files["/kriz/cifar-10-python.tar.gz"] = httpd.files.pop("/data/cifar-10-python.tar.gz")
+        yield httpd
 
 
 def test_download_prints_the_folder_and_places_the_dataset(cli, served, tmp_path):
@@ -86,7 +49,7 @@ def test_mirror_is_where_the_files_come_from(cli, served, tmp_path):
     code, out, _ = cli("data", "download", "cifar10", "--data-dir", tmp_path, "--mirror", served.url + "/elsewhere",
                        "--quiet")
     assert code == 0 and out == f"{tmp_path / 'cifar-10-batches-py'}\n"
-    assert served.requests == ["/elsewhere/cifar-10-python.tar.gz"]
+    assert [r[0] for r in served.requests] == ["/elsewhere/cifar-10-python.tar.gz"]
 
 
 def test_an_unknown_name_exits_2_with_one_line_naming_the_valid_ones(cli, tmp_path):

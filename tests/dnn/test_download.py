@@ -1,13 +1,10 @@
 """``ufm.dnn.data.download``: miniature archives served from 127.0.0.1 (never the internet), each
 source of ``SOURCES`` pointed at them: placement, checksums, unsafe archives, resumed transfers."""
-import hashlib
-import http.server
 import io
 import os
 import shutil
 import stat
 import tarfile
-import threading
 import zipfile
 from pathlib import Path
 
@@ -15,84 +12,14 @@ import pytest
 
 from ufm._core.validation import InvalidParameterError
 from ufm.dnn.data import download
-from ufm.dnn.data.download import SOURCES, DownloadError, Source, download_dataset
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves ``server.files`` (path -> bytes); ``server.mode`` says how ("full": always 200;
-    "range": 206 to a Range request, 416 to one beyond the file; "cut": half the body under the
-    full Content-Length, then the connection closes; "refuse-range": 416 to a Range request;
-    "wrong-range": 206 from byte 0 whatever the range); every request is recorded."""
-
-    def do_GET(self):
-        server = self.server
-        server.requests.append((self.path, self.headers.get("Range"), self.headers.get("User-Agent")))
-        body = server.files.get(self.path)
-        if body is None:
-            return self.send_error(404)
-        start = int(self.headers["Range"][6:-1]) if self.headers.get("Range") else 0
-        if start and (server.mode == "refuse-range" or server.mode == "range" and start >= len(body)):
-            return self.send_error(416)
-        if start and server.mode in ("range", "wrong-range"):
-            start = start if server.mode == "range" else 0
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-            body = body[start:]
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body[: len(body) // 2] if server.mode == "cut" else body)
-        self.close_connection = True
-
-    def log_message(self, *args):
-        pass
+from loopback import loopback_server, md5, serve_source, tar_gz
+from ufm.dnn.data.download import SOURCES, DownloadError, download_dataset
 
 
 @pytest.fixture
 def server():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.files, httpd.mode, httpd.requests = {}, "full", []
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
-
-
-def _md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def _serve(monkeypatch, server, name: str, files: dict, kind: str, folder: str, base: str = None):
-    """Point ``SOURCES[name]`` at ``files`` (filename -> bytes) served by ``server`` (under ``base``, a URL)."""
-    base = base or server.url + "/data/"
-    for filename, data in files.items():
-        server.files["/data/" + filename] = data
-    entries = tuple((base + filename, _md5(data), filename) for filename, data in files.items())
-    monkeypatch.setitem(SOURCES, name, Source(entries, kind, folder, None if kind == "files" else folder))
-
-
-def _tar(members: dict, links: dict = (), special: dict = ()) -> bytes:
-    """A .tar.gz of ``members`` (name -> bytes), symlinks or hardlinks ``links`` (name -> (type, target))
-    and ``special`` members (name -> tarfile type)."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-        for name, (type_, target) in dict(links).items():
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname = type_, target
-            tf.addfile(info)
-        for name, type_ in dict(special).items():
-            info = tarfile.TarInfo(name)
-            info.type = type_
-            tf.addfile(info)
-    return buffer.getvalue()
+    with loopback_server() as httpd:
+        yield httpd
 
 
 def _zip(members: dict, symlinks: dict = ()) -> bytes:
@@ -126,15 +53,15 @@ def test_the_official_sources_are_the_published_files():
         assert source.kind == {"mnist": "files", "fashion-mnist": "files", "tinyimagenet": "zip"}.get(name, "tar.gz")
         assert source.member == (None if source.kind == "files" else source.folder)
         assert len(source.files) == (4 if source.kind == "files" else 1)
-        for url, md5, filename in source.files:
-            assert url.rsplit("/", 1)[1] == filename and len(md5) == 32 and int(md5, 16) >= 0
+        for url, checksum, filename in source.files:
+            assert url.rsplit("/", 1)[1] == filename and len(checksum) == 32 and int(checksum, 16) >= 0
     assert SOURCES["cifar10"].files[0][1] == "c58f30108f718f92721af3b95e74349a"
     assert SOURCES["mnist"].files[0] == ("https://ossci-datasets.s3.amazonaws.com/mnist/train-images-idx3-ubyte.gz",
                                          "f68b3c2dcbeaaa9fbdd348bbdeb94873", "train-images-idx3-ubyte.gz")
 
 
 def test_a_tar_gz_is_extracted_into_place(monkeypatch, server, tmp_path):
-    _serve(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": _tar(CIFAR)}, "tar.gz", "cifar-10-batches-py")
+    serve_source(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": tar_gz(CIFAR)}, "tar.gz", "cifar-10-batches-py")
     lines = []
     folder = download_dataset("cifar10", tmp_path, log=lines.append)
     assert folder == tmp_path / "cifar-10-batches-py"
@@ -150,7 +77,7 @@ def test_a_zip_is_extracted_into_place(monkeypatch, server, tmp_path):
     members = {"tiny-imagenet-200/wnids.txt": b"n01443537\n",
                "tiny-imagenet-200/train/n01443537/images/n01443537_0.JPEG": b"\xff\xd8jpeg",
                "tiny-imagenet-200/val/val_annotations.txt": b"val_0.JPEG\tn01443537\n"}
-    _serve(monkeypatch, server, "tinyimagenet", {"tiny-imagenet-200.zip": _zip(members)}, "zip", "tiny-imagenet-200")
+    serve_source(monkeypatch, server, "tinyimagenet", {"tiny-imagenet-200.zip": _zip(members)}, "zip", "tiny-imagenet-200")
     folder = download_dataset("tinyimagenet", tmp_path)
     assert folder == tmp_path / "tiny-imagenet-200"
     assert _tree(folder) == {k.split("/", 1)[1]: v for k, v in members.items()}
@@ -161,7 +88,7 @@ def test_plain_files_are_placed_as_they_are(monkeypatch, server, tmp_path):
     files = {name: os.urandom(100 + i) for i, name in enumerate(
         ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
          "t10k-labels-idx1-ubyte.gz"])}
-    _serve(monkeypatch, server, "mnist", files, "files", "mnist")
+    serve_source(monkeypatch, server, "mnist", files, "files", "mnist")
     folder = download_dataset("mnist", data_dir=str(tmp_path))
     assert folder == tmp_path / "mnist" and _tree(folder) == files
     assert os.listdir(tmp_path) == ["mnist"]
@@ -171,13 +98,13 @@ def test_plain_files_are_placed_as_they_are(monkeypatch, server, tmp_path):
 
 
 def test_the_root_is_ufm_data_when_no_folder_is_given(monkeypatch, server, tmp_path):
-    _serve(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": _tar(CIFAR)}, "tar.gz", "cifar-10-batches-py")
+    serve_source(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": tar_gz(CIFAR)}, "tar.gz", "cifar-10-batches-py")
     monkeypatch.setenv("UFM_DATA", str(tmp_path / "data"))
     assert download_dataset("cifar10") == tmp_path / "data" / "cifar-10-batches-py"
 
 
 def test_a_folder_already_there_is_returned_without_network_access(monkeypatch, server, tmp_path):
-    _serve(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": _tar(CIFAR)}, "tar.gz", "cifar-10-batches-py")
+    serve_source(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": tar_gz(CIFAR)}, "tar.gz", "cifar-10-batches-py")
     (tmp_path / "cifar-10-batches-py").mkdir()
     lines = []
     assert download_dataset("cifar10", tmp_path, log=lines.append) == tmp_path / "cifar-10-batches-py"
@@ -186,20 +113,20 @@ def test_a_folder_already_there_is_returned_without_network_access(monkeypatch, 
 
 
 def test_a_wrong_checksum_is_refused_and_nothing_is_left(monkeypatch, server, tmp_path):
-    _serve(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": _tar(CIFAR)}, "tar.gz", "cifar-10-batches-py")
+    serve_source(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": tar_gz(CIFAR)}, "tar.gz", "cifar-10-batches-py")
     server.files["/data/cifar-10-python.tar.gz"] += b"tampered"
     with pytest.raises(DownloadError) as info:
         download_dataset("cifar10", tmp_path)
     message = str(info.value)
     expected = SOURCES["cifar10"].files[0][1]
-    got = _md5(server.files["/data/cifar-10-python.tar.gz"])
+    got = md5(server.files["/data/cifar-10-python.tar.gz"])
     assert f"expected {expected}, got {got}" in message and "cifar-10-python.tar.gz" in message
     assert "\n" not in message and isinstance(info.value, OSError)
     assert os.listdir(tmp_path) == []
 
 
 def test_an_http_error_is_a_download_error_naming_the_url(monkeypatch, server, tmp_path):
-    _serve(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": b""}, "tar.gz", "cifar-10-batches-py")
+    serve_source(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": b""}, "tar.gz", "cifar-10-batches-py")
     del server.files["/data/cifar-10-python.tar.gz"]
     with pytest.raises(DownloadError, match=r"/data/cifar-10-python.tar.gz: HTTP 404"):
         download_dataset("cifar10", tmp_path)
@@ -208,14 +135,14 @@ def test_an_http_error_is_a_download_error_naming_the_url(monkeypatch, server, t
 
 #: archives with one member that must not be written: (kind, archive bytes, the member named)
 UNSAFE = {
-    "tar ..": ("tar.gz", lambda out: _tar({**CIFAR, "cifar-10-batches-py/../../evil": b"x"}), "../../evil"),
-    "tar absolute": ("tar.gz", lambda out: _tar({**CIFAR, str(out / "abs"): b"x"}), "abs"),
-    "tar symlink": ("tar.gz", lambda out: _tar(CIFAR, links={"cifar-10-batches-py/link": (tarfile.SYMTYPE, str(out))}),
+    "tar ..": ("tar.gz", lambda out: tar_gz({**CIFAR, "cifar-10-batches-py/../../evil": b"x"}), "../../evil"),
+    "tar absolute": ("tar.gz", lambda out: tar_gz({**CIFAR, str(out / "abs"): b"x"}), "abs"),
+    "tar symlink": ("tar.gz", lambda out: tar_gz(CIFAR, links={"cifar-10-batches-py/link": (tarfile.SYMTYPE, str(out))}),
                     "link"),
-    "tar hardlink": ("tar.gz", lambda out: _tar(CIFAR, links={"cifar-10-batches-py/hard": (tarfile.LNKTYPE,
+    "tar hardlink": ("tar.gz", lambda out: tar_gz(CIFAR, links={"cifar-10-batches-py/hard": (tarfile.LNKTYPE,
                                                                                              "/etc/passwd")}), "hard"),
-    "tar fifo": ("tar.gz", lambda out: _tar(CIFAR, special={"cifar-10-batches-py/fifo": tarfile.FIFOTYPE}), "fifo"),
-    "tar device": ("tar.gz", lambda out: _tar(CIFAR, special={"cifar-10-batches-py/dev": tarfile.CHRTYPE}), "dev"),
+    "tar fifo": ("tar.gz", lambda out: tar_gz(CIFAR, special={"cifar-10-batches-py/fifo": tarfile.FIFOTYPE}), "fifo"),
+    "tar device": ("tar.gz", lambda out: tar_gz(CIFAR, special={"cifar-10-batches-py/dev": tarfile.CHRTYPE}), "dev"),
     "zip ..": ("zip", lambda out: _zip({**CIFAR, "cifar-10-batches-py/../../evil": b"x"}), "../../evil"),
     "zip absolute": ("zip", lambda out: _zip({**CIFAR, str(out / "abs"): b"x"}), "abs"),
     "zip symlink": ("zip", lambda out: _zip(CIFAR, symlinks={"cifar-10-batches-py/link": str(out)}), "link"),
@@ -228,7 +155,7 @@ def test_an_unsafe_archive_member_is_refused_before_anything_is_written(monkeypa
     root, outside = tmp_path / "root", tmp_path / "outside"
     outside.mkdir()
     filename = "cifar-10-python.tar.gz" if kind == "tar.gz" else "cifar.zip"
-    _serve(monkeypatch, server, "cifar10", {filename: archive(outside)}, kind, "cifar-10-batches-py")
+    serve_source(monkeypatch, server, "cifar10", {filename: archive(outside)}, kind, "cifar-10-batches-py")
     with pytest.raises(DownloadError) as info:
         download_dataset("cifar10", root)
     message = str(info.value)
@@ -238,8 +165,8 @@ def test_an_unsafe_archive_member_is_refused_before_anything_is_written(monkeypa
 
 
 def test_an_interrupted_transfer_is_kept_and_resumed_with_a_range_request(monkeypatch, server, tmp_path):
-    data = _tar(BIG)
-    _serve(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": data}, "tar.gz", "cifar-10-batches-py")
+    data = tar_gz(BIG)
+    serve_source(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": data}, "tar.gz", "cifar-10-batches-py")
     part = tmp_path / ".ufm-partial" / "cifar-10-python.tar.gz.part"
     server.mode = "cut"
     with pytest.raises(DownloadError, match="closed after .* bytes; run again to resume"):
@@ -256,8 +183,8 @@ def test_an_interrupted_transfer_is_kept_and_resumed_with_a_range_request(monkey
 
 @pytest.mark.parametrize("mode, requests", [("full", 1), ("refuse-range", 2), ("wrong-range", 2)])
 def test_a_server_that_does_not_resume_restarts_the_file_from_zero(monkeypatch, server, tmp_path, mode, requests):
-    data = _tar(BIG)
-    _serve(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": data}, "tar.gz", "cifar-10-batches-py")
+    data = tar_gz(BIG)
+    serve_source(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": data}, "tar.gz", "cifar-10-batches-py")
     part = tmp_path / ".ufm-partial" / "cifar-10-python.tar.gz.part"
     part.parent.mkdir()
     part.write_bytes(b"stale bytes of another attempt")
@@ -271,8 +198,8 @@ def test_a_server_that_does_not_resume_restarts_the_file_from_zero(monkeypatch, 
 
 
 def test_a_range_beyond_the_file_restarts_from_zero(monkeypatch, server, tmp_path):
-    data = _tar(CIFAR)
-    _serve(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": data}, "tar.gz", "cifar-10-batches-py")
+    data = tar_gz(CIFAR)
+    serve_source(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": data}, "tar.gz", "cifar-10-batches-py")
     part = tmp_path / ".ufm-partial" / "cifar-10-python.tar.gz.part"
     part.parent.mkdir()
     part.write_bytes(b"\0" * (len(data) + 10))  # longer than the file: the server answers 416
@@ -283,8 +210,8 @@ def test_a_range_beyond_the_file_restarts_from_zero(monkeypatch, server, tmp_pat
 
 
 def test_a_complete_part_is_used_without_network_access(monkeypatch, server, tmp_path):
-    data = _tar(CIFAR)
-    _serve(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": data}, "tar.gz", "cifar-10-batches-py")
+    data = tar_gz(CIFAR)
+    serve_source(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": data}, "tar.gz", "cifar-10-batches-py")
     part = tmp_path / ".ufm-partial" / "cifar-10-python.tar.gz.part"
     part.parent.mkdir()
     part.write_bytes(data)
@@ -293,8 +220,8 @@ def test_a_complete_part_is_used_without_network_access(monkeypatch, server, tmp
 
 
 def test_a_mirror_replaces_each_url_up_to_its_last_slash(monkeypatch, server, tmp_path):
-    data = _tar(CIFAR)
-    _serve(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": data}, "tar.gz", "cifar-10-batches-py",
+    data = tar_gz(CIFAR)
+    serve_source(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": data}, "tar.gz", "cifar-10-batches-py",
            base="http://official.invalid/~kriz/")
     server.files["/mirror/cifar-10-python.tar.gz"] = server.files.pop("/data/cifar-10-python.tar.gz")
     for mirror in (server.url + "/mirror", server.url + "/mirror/"):
@@ -305,8 +232,8 @@ def test_a_mirror_replaces_each_url_up_to_its_last_slash(monkeypatch, server, tm
 
 
 def test_a_mirror_serving_other_bytes_fails_the_published_checksum(monkeypatch, server, tmp_path):
-    _serve(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": _tar(CIFAR)}, "tar.gz", "cifar-10-batches-py")
-    server.files["/mirror/cifar-10-python.tar.gz"] = _tar(BIG)
+    serve_source(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": tar_gz(CIFAR)}, "tar.gz", "cifar-10-batches-py")
+    server.files["/mirror/cifar-10-python.tar.gz"] = tar_gz(BIG)
     with pytest.raises(DownloadError, match="wrong MD5 checksum"):
         download_dataset("cifar10", tmp_path, mirror=server.url + "/mirror/")
     assert os.listdir(tmp_path) == []
@@ -339,7 +266,7 @@ def test_load_dataset_with_download_fetches_a_missing_dataset_and_reads_it(tmp_p
     write_cifar10(tmp_path / "src", pattern(20, 3, 32, 32, seed=1), y, pattern(10, 3, 32, 32, seed=2), np.arange(10))
     src = tmp_path / "src" / "cifar-10-batches-py"
     members = {f"cifar-10-batches-py/{p.name}": p.read_bytes() for p in src.iterdir()}
-    _serve(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": _tar(members)}, "tar.gz", "cifar-10-batches-py")
+    serve_source(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": tar_gz(members)}, "tar.gz", "cifar-10-batches-py")
     with pytest.raises(FileNotFoundError, match="ufm data download cifar10"):
         load_dataset("cifar10", data_dir=tmp_path / "data")  # without download: nothing is fetched
     assert server.requests == []
@@ -351,7 +278,7 @@ def test_load_dataset_with_download_fetches_a_missing_dataset_and_reads_it(tmp_p
 
 def test_a_failed_placement_keeps_the_verified_files_for_the_next_attempt(tmp_path, monkeypatch, server):
     files = {"train-images-idx3-ubyte.gz": b"a" * 10, "t10k-images-idx3-ubyte.gz": b"b" * 10}
-    _serve(monkeypatch, server, "mnist", files, "files", "mnist")
+    serve_source(monkeypatch, server, "mnist", files, "files", "mnist")
     real = os.rename
 
     def refuse(src, dst):
