@@ -53,3 +53,21 @@ def test_environment_records_versions_without_importing_sympy_itself():
     env = environment()
     assert env["torch"] == torch.__version__ and env["numpy"] == np.__version__ and env["ufm"]
     assert "sympy" in env
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomically_written_files_respect_the_umask(tmp_path, umask, mode):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "report.md", "x")
+        write_json(tmp_path / "config.json", {"a": 1})
+        atomic_write(tmp_path / "checkpoint.pt", lambda fh: fh.write(b"\0"), binary=True)
+        reference = tmp_path / "plain"
+        reference.write_text("x")  # what open() gives a new file under this umask
+    finally:
+        os.umask(old)
+    for name in ("report.md", "config.json", "checkpoint.pt", "plain"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name

@@ -166,3 +166,15 @@ def test_help_imports_neither_torch_nor_numpy():
             "print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["closed-form", "--lambda-h", "-1e-3"], "--lambda-h must be a float in the range (0, inf). Got -0.001 instead."),
+    (["closed-form", "--lambda-w", "-2.5E+1"], "--lambda-w must be a float in the range (0, inf). Got -25.0 instead."),
+    (["closed-form", "--alpha", "-inf"], "--alpha must be a float in the range [0, 1). Got -inf instead."),
+    (["conditioning", "--alphas", "-0.1,0.2"], "--alphas must be a float in the range [0, 1). Got -0.1 instead."),
+    (["solve", "--max-steps", "0"], "--max-steps must be an int in the range [1, inf). Got 0 instead."),
+])
+def test_negative_numbers_and_zero_steps_reach_the_range_message(cli, argv, message):
+    code, out, err = cli(*argv)
+    assert code == 2 and out == "" and err.strip().endswith(message) and err.count("\n") == 1, err

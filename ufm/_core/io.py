@@ -36,11 +36,13 @@ def read_toml(path, what: str, param: str) -> dict:
 def atomic_write(path, write: Callable[[IO], None], binary: bool = False) -> None:
     """Write ``path`` atomically: ``write(fh)`` fills a temporary file in the same folder,
     which is flushed, fsync'd and renamed over the target. A reader sees the old file or
-    the new one, never a partial write."""
+    the new one, never a partial write. The file gets the permissions of any new file,
+    ``0o666`` less the umask (0644 under umask 022), not the temporary file's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb" if binary else "w") as fh:
             write(fh)
             fh.flush()
@@ -52,6 +54,20 @@ def atomic_write(path, write: Callable[[IO], None], binary: bool = False) -> Non
         except FileNotFoundError:
             pass
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (else set and restored)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path, text: str) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from typing import Any, Callable, Dict, NamedTuple, Optional
 
 from ufm._core.validation import Interval, ListOf, Options, OrNone
@@ -54,6 +55,11 @@ class Flag(NamedTuple):
         return "/".join(self.names)
 
 
+_NUMBER = r"((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|inf|infinity|nan)"
+#: a negative number, or a comma-separated list of numbers starting with one (--alphas -0.1,0.2)
+_NEGATIVE_NUMBER = re.compile(rf"^-{_NUMBER}(,\s*[-+]?{_NUMBER})*$", re.IGNORECASE)
+
+
 class Parser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line (:class:`UsageError`, no usage dump).
 
@@ -65,6 +71,9 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self.flags: Dict[str, Flag] = {}
         self.commands: Dict[str, "Parser"] = {}
+        # a negative number in any notation (or a list starting with one) is a value, not an option:
+        # --lambda-h -1e-3 reaches the range check (argparse's own pattern knows -1 and -.5 only)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message):
         raise UsageError(message, prog=self.prog)

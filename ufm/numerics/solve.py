@@ -251,7 +251,7 @@ _POSITIVE = Interval("float", 0, None, "neither")
 @validate_params({
     "method": Options(tuple(METHODS)),
     "tol": _POSITIVE,
-    "max_steps": OrNone(Interval("int", 0, None, "left")),
+    "max_steps": OrNone(Interval("int", 1, None, "left")),  # 0 steps would report "not converged" for nothing
     "lr": OrNone(_POSITIVE),
     "momentum": OrNone(Interval("float", 0, 1, "left")),
     "history": OrNone(Interval("int", 1, None, "left")),
