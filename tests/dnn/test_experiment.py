@@ -7,7 +7,7 @@ from problems import TINY_EXPERIMENT as TOML
 from ufm import InvalidParameterError
 from ufm.dnn.config import TrainConfig
 from ufm.dnn.experiment import BUNDLED, load_experiment, run_experiment
-from ufm.analysis.networks import AGREE_RTOL, validate
+from ufm.analysis.networks import AGREE_RTOL, failed_checks, validate
 from ufm.report.dnn_figures import FIGURES
 from ufm.report.experiment import render_experiment
 from ufm.report.validation import validation_markdown
@@ -104,6 +104,20 @@ def test_validate_reports_a_failed_prediction_as_such(tmp_path):
                       "LS reaches a given NC1 in fewer epochs": False, "LS collapses more (lower final NC1)": False}
 
 
+def test_validate_exits_1_when_a_check_does_not_hold_and_0_when_all_hold(tmp_path, cli):
+    bad = [_fake_run(tmp_path / "a", 0.0, 0, 0.001, (5.0, 0.3, 0.1), nc2=(0.9, 0.5, 0.6)),
+           _fake_run(tmp_path / "b", 0.2, 0, 0.040, (5.0, 1.0, 0.4))]
+    code, out, err = cli("validate", *bad)
+    assert code == 1 and err.startswith("ufm validate: 4 check(s) do not hold: group 1: p_off - alpha/K agrees")
+    assert err.count("\n") == 1 and "| p_off - alpha/K agrees across alpha |" in out
+    good = [_fake_run(tmp_path / "c", 0.0, 0, 0.010, (5.0, 1.0, 0.5)),
+            _fake_run(tmp_path / "d", 0.1, 0, 0.020, (5.0, 0.4, 0.2)),
+            _fake_run(tmp_path / "e", 0.1, 1, 0.023, (5.0, 0.6, 0.3))]
+    assert failed_checks(validate(good)) == []
+    code, _, err = cli("validate", *good)
+    assert code == 0 and err == ""
+
+
 def test_cli_experiment_validate_and_bad_input(cli, tiny, tmp_path, capsys):
     folder, _, _ = tiny
     code, out, _ = cli("experiment", "--list")
@@ -112,8 +126,11 @@ def test_cli_experiment_validate_and_bad_input(cli, tiny, tmp_path, capsys):
                        "--workers", "0", "--epochs", "2", "--seeds", "1", "--quiet")
     assert code == 0 and "report.md" in out
     assert sorted(p.name for p in (tmp_path / "e" / "runs").iterdir()) == ["alpha=0.0-seed=0", "alpha=0.1-seed=0"]
-    code, out, _ = cli("validate", *map(str, sorted((tmp_path / "e" / "runs").iterdir())))
-    assert code == 0 and "Runs compared across alpha" in out
+    runs = sorted((tmp_path / "e" / "runs").iterdir())
+    code, out, err = cli("validate", *map(str, runs))
+    failed = failed_checks(validate(runs))
+    assert code == (1 if failed else 0) and "Runs compared across alpha" in out
+    assert all(f in err for f in failed)
     bad = tmp_path / "bad.toml"
     for text, match in (("[base]\nepochs = 0\n[grid]\nseed = [0]\n", "'epochs' parameter of TrainConfig must be an int"),
                         ("[base]\nwidth = 3\n[grid]\nseed = [0]\n", "Unknown key 'width'"),
@@ -123,7 +140,7 @@ def test_cli_experiment_validate_and_bad_input(cli, tiny, tmp_path, capsys):
         code, _, err = cli("experiment", str(bad), "--out", str(tmp_path / "x"))
         assert code == 2 and err.count("\n") == 1 and match in err, err
     code, _, err = cli("experiment", "cifar9")
-    assert code == 2 and "must be a str among {'cifar10-resnet18'" in err
+    assert code == 2 and "must be a str among {'cifar10-resnet18'" in err and "FILE.toml" in err
     code, _, err = cli("validate", str(tmp_path))
     assert code == 2 and "is not a run folder" in err
 

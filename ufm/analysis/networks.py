@@ -50,7 +50,7 @@ import numpy as np
 from ufm.analysis.series import first_reached
 from ufm.records.runs import read_config, read_records
 
-__all__ = ["validate", "load_run", "group_runs", "ufm_run_checks", "p_off_excess", "relative_spread",
+__all__ = ["validate", "failed_checks", "load_run", "group_runs", "ufm_run_checks", "p_off_excess", "relative_spread",
            "terminal_phase_start", "first_epoch", "final_value", "UFM_RTOL", "AGREE_RTOL", "UFM_QUANTITIES"]
 
 #: relative error at the last epoch under which a UFM-style run "matches" the closed form
@@ -221,6 +221,14 @@ def _group_checks(runs: List[dict]) -> dict:
         checks += _nc1_checks(by_alpha)
     return {"runs": [r["run"] for r in runs], "alphas": list(by_alpha), "num_classes": K,
             "seeds": sorted({r["config"]["seed"] for r in runs}), "checks": checks}
+
+
+def failed_checks(result: dict) -> List[str]:
+    """The checks of a :func:`validate` result that do not hold, one line each (empty: all hold)."""
+    failed = [f"{r['run']}: {c['quantity']}" for r in result["ufm_runs"] for c in r["checks"] if not c["holds"]]
+    for i, g in enumerate(result["groups"], 1):
+        failed += [f"group {i}: {c['prediction']}" for c in g["checks"] if not c["holds"]]
+    return failed
 
 
 def validate(runs: Sequence) -> dict:

@@ -1,6 +1,7 @@
 """The ``ufm`` entry point: build the parser, run the command, turn its outcome into an exit code.
 
-Exit codes: 0 done; 1 a finding (``ufm verify``: a point disagrees with the closed form) or a
+Exit codes: 0 done; 1 a finding (``ufm verify``: a point disagrees with the closed form; ``ufm
+validate``: a check does not hold) or a
 divergence (solver, training); 2 bad input (a flag, a file, a truncated or corrupted data file, a
 dataset that is missing or fails to download), printed as one line on stderr without a traceback;
 130 interrupted. An error the API raises about a parameter that one of the command's flags

@@ -125,7 +125,8 @@ def _experiment(args):
     try:
         spec = load_experiment(args.experiment)
     except InvalidParameterError as e:
-        raise UsageError(str(e)) from None
+        hint = "" if str(args.experiment).endswith(".toml") else " (or give the path of an experiment FILE.toml)"
+        raise UsageError(f"{e}{hint}") from None
     if args.epochs is not None:
         scaled = spec.with_epochs(args.epochs)
         for line in _milestone_lines(spec, scaled):
@@ -195,7 +196,7 @@ def _validate_flags(p: Parser) -> None:
 
 
 def validate_command(args) -> int:
-    from ufm.analysis.networks import validate
+    from ufm.analysis.networks import failed_checks, validate
     from ufm.report.validation import validation_markdown
     from ufm.report.text import json_text
 
@@ -208,6 +209,10 @@ def validate_command(args) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     print(json_text(result) if args.json else validation_markdown(result), end="\n" if args.json else "")
+    failed = failed_checks(result)
+    if failed:  # a finding: exit code 1
+        print(f"ufm validate: {len(failed)} check(s) do not hold: {'; '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
