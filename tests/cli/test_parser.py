@@ -178,3 +178,13 @@ def test_help_imports_neither_torch_nor_numpy():
 def test_negative_numbers_and_zero_steps_reach_the_range_message(cli, argv, message):
     code, out, err = cli(*argv)
     assert code == 2 and out == "" and err.strip().endswith(message) and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("argv", [["sweep", "--classes", "3"], ["train"], ["experiment", "mnist1d-mlp"], ["demo"]])
+def test_out_naming_a_file_is_one_line_and_the_file_is_untouched(cli, tmp_path, argv):
+    afile = tmp_path / "afile"
+    afile.write_text("someone's notes")
+    code, out, err = cli(*argv, "--out", afile)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.strip().endswith(f"argument --out: must be a folder; {str(afile)!r} is a file")
+    assert afile.read_text() == "someone's notes" and sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

@@ -27,7 +27,7 @@ from typing import Any, Callable, Dict, NamedTuple, Optional
 from ufm._core.validation import Interval, ListOf, Options, OrNone
 
 __all__ = ["UsageError", "Parser", "Commands", "Flag", "add_flag", "add_fields", "allow_list", "option_pair",
-           "device_of", "dtype_of", "COUNT", "SEED", "WORKERS", "CLUSTER"]
+           "out_folder", "device_of", "dtype_of", "COUNT", "SEED", "WORKERS", "CLUSTER"]
 
 
 class UsageError(Exception):
@@ -241,6 +241,16 @@ def add_fields(parser: Parser, cls, constraints: Dict[str, Any], group=None, ski
         help_ = f.metadata.get("help", "") + (f" (default {default})" if default is not None else "")
         add_flag(parser, "--" + f.name.replace("_", "-"), param=f.name, constraint=constraints[f.name],
                  group=group, kind_only=True, default=None, help=help_)
+
+
+def out_folder(text: str) -> str:
+    """The argparse type of ``--out``: a folder, existing or not; an existing file is refused (one
+    line, before any work starts)."""
+    import os
+
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"must be a folder; {text!r} is a file")
+    return text
 
 
 def option_pair(text: str) -> tuple:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ufm.cli.parser import Commands, Parser, UsageError
+from ufm.cli.parser import Commands, Parser, UsageError, out_folder
 
 __all__ = ["add_parser"]
 
 
 def _demo_flags(p: Parser) -> None:
-    p.add_argument("--out", default="ufm-demo", help="output folder (default ufm-demo)")
+    p.add_argument("--out", type=out_folder, default="ufm-demo", help="output folder (default ufm-demo)")
     p.add_argument("--quick", action="store_true", help="a reduced version (seconds)")
     p.add_argument("--force", action="store_true", help="recompute stages whose records exist")
 

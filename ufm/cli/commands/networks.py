@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ufm.cli.parser import (CLUSTER, COUNT, WORKERS, Commands, Parser, UsageError, add_fields, add_flag,
-                            option_pair)
+                            option_pair, out_folder)
 
 __all__ = ["add_parser", "OPTION_FIELDS"]
 
@@ -33,7 +33,7 @@ def _log(message: str) -> None:
 def _train_flags(p: Parser) -> None:
     from ufm.dnn.config import CONSTRAINTS, TrainConfig
 
-    p.add_argument("--out", required=True, help="the run folder (resumed if it holds this run)")
+    p.add_argument("--out", type=out_folder, required=True, help="the run folder (resumed if it holds this run)")
     p.add_argument("--config", default=None, help="a TOML file of TrainConfig keys; flags override it")
     g = p.add_argument_group("run (README, DNN experiments)")
     add_fields(p, TrainConfig, CONSTRAINTS, group=g, skip=[name for name, _, _ in OPTION_FIELDS])
@@ -78,7 +78,7 @@ def _experiment_flags(p: Parser) -> None:
     from ufm.dnn.config import CONSTRAINTS
 
     p.add_argument("experiment", nargs="?", help="a bundled name (see --list) or a FILE.toml")
-    p.add_argument("--out", default=None, help="output folder (default ufm-experiments/NAME)")
+    p.add_argument("--out", type=out_folder, default=None, help="output folder (default ufm-experiments/NAME)")
     p.add_argument("--list", action="store_true", help="list the bundled experiments and exit")
     add_flag(p, "--epochs", param="epochs", constraint=CONSTRAINTS["epochs"], default=None,
              help="override the epochs of every run; the learning-rate milestones are scaled with them")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from ufm._core.validation import ListOf, Options
-from ufm.cli.parser import CLUSTER, COUNT, WORKERS, Commands, Parser, UsageError, add_flag
+from ufm.cli.parser import CLUSTER, COUNT, WORKERS, Commands, Parser, UsageError, add_flag, out_folder
 
 __all__ = ["add_parser"]
 
@@ -43,7 +43,7 @@ def _sweep_flags(p: Parser) -> None:
     from ufm.problem import CONSTRAINTS
     from ufm.sweep import WHAT
 
-    p.add_argument("--out", default=None, help="output folder (sweep.sqlite, results.csv, spec.json); required to run")
+    p.add_argument("--out", type=out_folder, default=None, help="output folder (sweep.sqlite, results.csv, spec.json); required to run")
     p.add_argument("--config", default=None, help="a TOML file with the keys below (instead of the flags)")
     for flag, param, key, default, help_ in _LISTS:
         item = _DimWord() if param is None else CONSTRAINTS[param]
