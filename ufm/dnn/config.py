@@ -199,6 +199,13 @@ class TrainConfig:
             return self.lr * 0.5 * (1 + math.cos(math.pi * (epoch - 1) / self.epochs))
         return self.lr
 
+    def dataset_arguments(self) -> dict:
+        """The arguments of ``ufm.dnn.data.load_dataset`` for this run's data (with ``download``
+        when the dataset options ask for it)."""
+        return {"name": self.dataset, "data_dir": self.data_dir, "val_fraction": self.val_fraction,
+                "seed": self.data_seed, "train_per_class": self.train_per_class,
+                "test_per_class": self.test_per_class, **self.dataset_options}
+
     def record_epochs(self) -> list:
         """Epochs whose metrics are recorded: 0 (the initialization), every ``eval_every``, the last."""
         return sorted({0, self.epochs, *range(self.eval_every, self.epochs + 1, self.eval_every)})

@@ -213,12 +213,9 @@ def run_experiment(spec: ExperimentSpec, out, *, workers: Optional[int] = None, 
             "validation": result}
 
 
-#: the keys that decide a run's data (runs sharing them share one dataset)
-_DATA_KEYS = ("dataset", "dataset_options", "data_dir", "val_fraction", "data_seed", "train_per_class",
-              "test_per_class")
-#: the keys that decide a run's cost per epoch (runs sharing them are timed once)
-_COST_KEYS = _DATA_KEYS + ("model", "model_options", "batch_size", "dtype", "memory_format", "autocast", "device",
-                           "eval_batch_size", "mode")
+#: the keys besides its data that decide a run's cost per epoch (runs sharing them and their data are timed once)
+_COST_KEYS = ("model", "model_options", "batch_size", "dtype", "memory_format", "autocast", "device",
+              "eval_batch_size", "mode")
 
 
 def plan_experiment(spec: ExperimentSpec, *, time: bool = True, budget_s: float = 20.0) -> dict:
@@ -237,16 +234,15 @@ def plan_experiment(spec: ExperimentSpec, *, time: bool = True, budget_s: float 
     from ufm.dnn.data import DatasetNotFoundError, load_dataset
 
     runs = spec.runs()
+    # the data of each run, without downloading: runs with the same arguments share one dataset
+    arguments = [{**cfg.dataset_arguments(), "download": False} for _, cfg in runs]
+    data_keys = [json.dumps(a, sort_keys=True) for a in arguments]
     loaded, datasets = {}, []
-    for _, cfg in runs:
-        key = json.dumps({k: getattr(cfg, k) for k in _DATA_KEYS}, sort_keys=True)
+    for (_, cfg), args, key in zip(runs, arguments, data_keys):
         if key in loaded:
             continue
         try:
-            loaded[key] = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction,
-                                       seed=cfg.data_seed, train_per_class=cfg.train_per_class,
-                                       test_per_class=cfg.test_per_class,
-                                       **{k: v for k, v in cfg.dataset_options.items() if k != "download"})
+            loaded[key] = load_dataset(**args)
             datasets.append({"dataset": cfg.dataset, "found": True, "where": loaded[key].source, "problem": None,
                              "message": None})
         except (DatasetNotFoundError, DataFileError, ImportError) as err:  # missing, damaged, or a package absent
@@ -256,9 +252,9 @@ def plan_experiment(spec: ExperimentSpec, *, time: bool = True, budget_s: float 
             datasets.append({"dataset": cfg.dataset, "found": False, "where": None, "problem": problem,
                              "message": str(err)})
     timings, estimates = {}, []
-    for _, cfg in runs:
-        data = loaded[json.dumps({k: getattr(cfg, k) for k in _DATA_KEYS}, sort_keys=True)]
-        key = json.dumps({k: getattr(cfg, k) for k in _COST_KEYS}, sort_keys=True)
+    for (_, cfg), data_key in zip(runs, data_keys):
+        data = loaded[data_key]
+        key = json.dumps({**json.loads(data_key), **{k: getattr(cfg, k) for k in _COST_KEYS}}, sort_keys=True)
         if time and data is not None and key not in timings:
             timings[key] = time_training(cfg, data=data, budget_s=budget_s)
         t = timings.get(key)

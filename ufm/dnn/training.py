@@ -243,9 +243,7 @@ def _setup(config: TrainConfig, out: Path, data, dist: Distributed) -> _Run:
             "Got 'channels_last' instead.", param="memory_format", value="channels_last",
             expected="'contiguous' on a CPU device (channels_last is for CUDA)")
     dtype = getattr(torch, config.dtype)
-    ds = data if data is not None else load_dataset(
-        config.dataset, data_dir=config.data_dir, val_fraction=config.val_fraction, seed=config.data_seed,
-        train_per_class=config.train_per_class, test_per_class=config.test_per_class, **config.dataset_options)
+    ds = data if data is not None else load_dataset(**config.dataset_arguments())
     K = ds.num_classes
     torch.manual_seed(config.seed)
     core = build_model(config.model, input_shape=tuple(ds.input_shape), num_classes=K, **config.model_options)

@@ -18,7 +18,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 from ufm._core.validation import DataFileError
-from ufm.dnn.data.registry import DatasetNotFoundError, data_root
+from ufm.dnn.data.registry import CACHE_DIR, DatasetNotFoundError, data_root
 
 __all__ = ["search_dirs", "find_files", "check_labels", "read_uint8", "read_text"]
 
@@ -26,7 +26,7 @@ __all__ = ["search_dirs", "find_files", "check_labels", "read_uint8", "read_text
 def search_dirs(data_dir, folder: str, extra: Iterable = ()) -> List[Path]:
     """The folders searched for a dataset whose own folder is named ``folder``, in order, without repeats."""
     bases = [Path(b).expanduser() for b in (data_dir, os.environ.get("UFM_DATA") or None) if b is not None]
-    bases.append(Path("~/.cache/ufm").expanduser())
+    bases.append(Path(CACHE_DIR).expanduser())
     out: List[Path] = []
     for p in [q for b in bases for q in (b / folder, b)] + [Path(e) for e in extra]:
         if p not in out:

@@ -9,7 +9,7 @@ import torch
 
 from ufm._core.validation import Boolean, Interval, InvalidParameterError, Options, OrNone, PathLike, check_param
 from ufm.dnn.data.registry import DATASETS, Dataset, DatasetNotFoundError
-from ufm.dnn.data.splits import as_float, per_class, rng, statistics, stratified_split
+from ufm.dnn.data.splits import as_float, per_class, rng, standardize_, statistics, stratified_split
 
 __all__ = ["load_dataset"]
 
@@ -76,7 +76,7 @@ def load_dataset(name: str, *, data_dir=None, val_fraction: float = 0.1, seed: i
     shape = tuple(int(s) for s in raw.input_shape)
     mean, std = statistics(x_train, shape)  # (L,) or (C, 1, 1) each
     for x in (x_train, x_val, x_test):
-        x.sub_(mean).div_(std)
+        standardize_(x, mean, std)
 
     config = {"name": name, "data_dir": None if data_dir is None else str(data_dir),
               "val_fraction": float(val_fraction), "seed": int(seed), "train_per_class": train_per_class,

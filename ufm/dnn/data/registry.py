@@ -92,12 +92,12 @@ class Dataset:
     scale: float = 1.0
 
     def normalize(self, pixels: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Float inputs from 8-bit pixels ``(B, *input_shape)``: the very operations of
-        :func:`load_dataset` (to float32, times ``scale``, minus ``mean``, over ``std``), so the
-        result equals the corresponding rows of ``x_*`` bit for bit; then cast to ``dtype``."""
-        x = pixels.to(torch.float32).mul_(self.scale) if self.scale != 1.0 else pixels.to(torch.float32)
-        x.sub_(self.mean.to(x.device)).div_(self.std.to(x.device))
-        return x.to(dtype)
+        """Float inputs from 8-bit pixels ``(B, *input_shape)``: the functions :func:`load_dataset`
+        normalizes with (``splits.scaled``, then ``splits.standardize_``), so the result equals the
+        corresponding rows of ``x_*`` bit for bit; then cast to ``dtype``."""
+        from ufm.dnn.data.splits import scaled, standardize_
+
+        return standardize_(scaled(pixels, self.scale), self.mean, self.std).to(dtype)
 
     def describe(self) -> dict:
         """Name, K, input shape, split sizes, samples per class of each split (``class_counts``:
@@ -146,6 +146,10 @@ def register(name: str, **constraints) -> Callable:
     return decorate
 
 
+#: the cache folder, the last place searched for data and the default of downloads and caches
+CACHE_DIR = "~/.cache/ufm"
+
+
 def data_root(data_dir=None) -> Path:
     """The data/cache folder: ``data_dir`` if given, else ``$UFM_DATA`` if set, else ``~/.cache/ufm``."""
     if data_dir is not None:
@@ -153,7 +157,7 @@ def data_root(data_dir=None) -> Path:
     env = os.environ.get("UFM_DATA")
     if env:
         return Path(env).expanduser()
-    return Path("~/.cache/ufm").expanduser()
+    return Path(CACHE_DIR).expanduser()
 
 
 def missing_package(package: str, extra: str, name: str) -> MissingPackageError:

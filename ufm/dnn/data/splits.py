@@ -13,7 +13,7 @@ import torch
 
 from ufm._core.validation import InvalidParameterError
 
-__all__ = ["STREAMS", "rng", "per_class", "stratified_split", "as_float", "statistics"]
+__all__ = ["STREAMS", "rng", "per_class", "stratified_split", "as_float", "scaled", "standardize_", "statistics"]
 
 #: one independent random stream per purpose: rng = default_rng([seed, stream]); ``input_noise`` is
 #: the test split's input noise of the robustness records (``ufm.dnn.evaluate.input_noise``)
@@ -59,10 +59,20 @@ def as_float(x, idx: np.ndarray, scale: float) -> torch.Tensor:
     """Rows ``idx`` of x as a float32 tensor, times ``scale``. Indexing copies, so the
     result never aliases the loader's arrays and may be modified in place."""
     rows = x[torch.from_numpy(idx)] if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x)[idx])
+    return scaled(rows, scale)
+
+
+def scaled(rows: torch.Tensor, scale: float) -> torch.Tensor:
+    """``rows`` as float32 times ``scale``: the first half of every input's normalization."""
     out = rows.to(torch.float32)
     if scale != 1.0:
         out.mul_(scale)
     return out
+
+
+def standardize_(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """``(x - mean) / std`` in place (float32): the second half of every input's normalization."""
+    return x.sub_(mean.to(x.device)).div_(std.to(x.device))
 
 
 def statistics(x: torch.Tensor, shape: tuple):
