@@ -8,7 +8,7 @@ TORCH_SPEC  ?= torch==$(TORCH_VERSION)
 DEMO_OUT    ?= ufm-demo
 BIN         := $(VENV)/bin
 
-.PHONY: demo test install install-dev clean
+.PHONY: demo test fuzz install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
+
+# the fuzzed command line, longer than in `make test` (FUZZ_EXAMPLES cases; FUZZ_SEED: other cases)
+FUZZ_EXAMPLES ?= 2000
+fuzz: $(VENV)/.installed-dev
+	UFM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(if $(FUZZ_SEED),UFM_FUZZ_SEED=$(FUZZ_SEED)) \
+	  $(BIN)/python -m pytest tests/cli/test_fuzz.py -q --hypothesis-show-statistics
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache build *.egg-info

@@ -15,8 +15,10 @@ _EXPORTS = {
     "ClosedFormNotApplicableWarning": "ufm._core.validation",
     # theory: closed forms and derived spectra
     "ClosedForm": "ufm.theory.closed_form",
+    "ClosedFormArrays": "ufm.theory.closed_form",
     "closed_form": "ufm.theory.closed_form",
     "closed_form_arrays": "ufm.theory.closed_form",
+    "closed_forms": "ufm.theory.closed_form",
     "explicit_minimizer": "ufm.theory.closed_form",
     "simplex_etf": "ufm.theory.closed_form",
     "Spectrum": "ufm.theory.spectra",
@@ -29,6 +31,8 @@ _EXPORTS = {
     # metrics
     "nc_metrics": "ufm.metrics.accumulators",
     "NCAccumulator": "ufm.metrics.accumulators",
+    "logit_statistics": "ufm.metrics.logits",
+    "norm_statistics": "ufm.metrics.logits",
     # analyses
     "solve": "ufm.analysis.tracking",
     "measure": "ufm.analysis.verify",
@@ -42,6 +46,9 @@ _EXPORTS = {
     "regime_map": "ufm.analysis.regimes",
     "regime_of": "ufm.analysis.regimes",
     "evaluate_claims": "ufm.analysis.claims",
+    # networks trained in one's own loop: the records of ufm train, in a run folder
+    "Tracker": "ufm.dnn.track",
+    "FeatureProbe": "ufm.dnn.evaluate",
 }
 
 __all__ = list(_EXPORTS)

@@ -5,6 +5,7 @@ wrong-typed values, an unknown name, an empty list: each must raise InvalidParam
 that parameter, before any work is done.
 """
 import math
+import os
 
 import pytest
 
@@ -39,7 +40,10 @@ def invalid_values(c):
 
 
 def _entry_points():
+    import torch
+
     from ufm.dnn.config import CONSTRAINTS as TRAIN, TrainConfig
+    from ufm.dnn.track import CONSTRAINTS as TRACK
     from ufm.problem import CONSTRAINTS as PROBLEM
 
     p = ufm.UFMProblem(3, 2, 3)
@@ -49,6 +53,18 @@ def _entry_points():
     yield "verify", ufm.verify.constraints, lambda **kw: ufm.verify([(p, 0)], **kw)
     yield "conditioning", ufm.conditioning.constraints, lambda **kw: ufm.conditioning(**{"problem": p, **kw})
     yield "convergence", ufm.convergence.constraints, lambda **kw: ufm.convergence(**{"problem": p, **kw})
+    x, y = torch.randn(6, 2, dtype=torch.float64), torch.arange(6) % 3
+    yield "nc_metrics", ufm.nc_metrics.constraints, lambda **kw: ufm.nc_metrics(x, y, **kw)
+    yield "Tracker", TRACK, lambda **kw: ufm.Tracker(torch.nn.Linear(2, 3), _tracker_folder(), train=(x.float(), y),
+                                                      **kw)
+
+
+def _tracker_folder():
+    """A folder the Tracker must never create: its settings are checked before anything is written."""
+    import os
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), "ufm-tracker-never-written")
 
 
 CASES = [(where, name, value, call) for where, table, call in _entry_points() for name, c in table.items()
@@ -67,3 +83,4 @@ def test_an_invalid_value_is_refused_naming_the_parameter(where, name, value, ca
     with pytest.raises(InvalidParameterError) as e:
         call(**{name: value})
     assert e.value.param == name and f"'{name}'" in str(e.value)
+    assert not os.path.exists(_tracker_folder())

@@ -198,7 +198,7 @@ def _closed_form_train(alpha, K=4, n=100, lambdas=(5e-3, 5e-5), scale=1.0):
     from ufm.theory.closed_form import closed_form_arrays
 
     cf = closed_form_arrays(alpha, K, n, *lambdas)
-    rec = {q: float(cf[q]) * scale for q in ("w_norm", "h_norm", "logit_gap", "p_true")}
+    rec = {q: float(getattr(cf, q)) * scale for q in ("w_norm", "h_norm", "logit_gap", "p_true")}
     return [{"error": 0.5, "nc1": 1.0, "nc2_h": 0.9, "nc2_w": 0.9, "p_off": 0.1, **{q: 0.0 for q in rec}},
             {"error": 0.0, "nc1": 0.1, "nc2_h": 0.5, "nc2_w": 0.5, "p_off": 0.1, **rec}]
 

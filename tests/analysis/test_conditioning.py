@@ -21,7 +21,7 @@ def test_summarize_verdicts():
     s = summarize(spectra)
     assert s["logits"]["verdict"] == "lower with LS" and s["full"]["verdict"] == "higher with LS"
     assert s["features"]["verdict"] == "mixed" and s["classifier"]["verdict"] == "no CE baseline"
-    assert s["logits"]["kappa_ce"] == 5.0 and s["logits"]["kappa_ls"] == {0.1: 4.0, 0.2: 3.0}
+    assert s["logits"] == {"alphas": [0.0, 0.1, 0.2], "kappa": [5.0, 4.0, 3.0], "verdict": "lower with LS"}
 
 
 def test_conditioning_symbolic_and_numeric_sources():
@@ -51,5 +51,13 @@ def test_summarize_full_with_bias_and_undefined():
     p0, p1 = UFMProblem(10, 10, 10), UFMProblem(10, 10, 10, alpha=0.1)
     s = summarize(conditioning(p0, alphas=[0.0, 0.1]))
     assert s["full, b included"]["verdict"] == "higher with LS"
-    assert s["full, b included"]["kappa_ce"] > s["full"]["kappa_ce"]
+    assert s["full, b included"]["kappa"][0] > s["full"]["kappa"][0]
     assert summarize([_sp(0.0, "logits", float("nan")), _sp(0.1, "logits", 2.0)])["logits"]["verdict"] == "undefined"
+
+
+def test_alphas_replace_the_problems_alpha_and_a_conflicting_one_is_refused():
+    p = UFMProblem(3, 2, 3, 1e-2, 1e-2, 0.0, 0.1)
+    with pytest.raises(InvalidParameterError, match=r"'alphas'.*problem.alpha = 0.1"):
+        conditioning(p, alphas=[0.0, 0.2])
+    assert sorted({s.alpha for s in conditioning(p, alphas=[0.0, 0.1])}) == [0.0, 0.1]
+    assert {s.alpha for s in conditioning(p.replace(alpha=0.0), alphas=[0.2])} == {0.2}  # alpha 0: the default

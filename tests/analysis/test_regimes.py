@@ -173,7 +173,7 @@ def test_regime_of_a_point_and_the_alphas_of_its_verdict():
 
 def test_summarize_says_equal_when_kappa_does_not_move():
     s = summarize(conditioning(UFMProblem(2, 5, 2), alphas=[0.0, 0.1, 0.2]))
-    assert s["logits"]["verdict"] == "equal" and s["logits"]["kappa_ce"] == 1.0
+    assert s["logits"]["verdict"] == "equal" and s["logits"]["kappa"][0] == 1.0
 
 
 def test_verdict_grid():

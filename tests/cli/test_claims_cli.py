@@ -45,6 +45,14 @@ def test_failing_claims_exit_0(cli, tmp_path):
     assert "LS lowers the test error" in row and "fails" in row and "-0.1 [-0.1, -0.1]" in row
     assert f"{tmp_path / 'f'} (10 runs)" in row
     assert "generalization: 5 seeds, sign test: 90% interval [-0.1, -0.1] below 0" in out
+    code, strict_out, err = cli("claims", tmp_path / "f", "--strict")
+    assert code == 1 and strict_out == out
+    assert err.startswith("ufm claims: ") and "generalization" in err and len(err.strip().splitlines()) == 1
+
+
+def test_strict_claims_exit_0_when_nothing_fails(cli, tiny):
+    code, out, err = cli("claims", tiny, "--strict")  # one seed, one epoch: inconclusive or not applicable
+    assert code == 0 and err == "" and " fails " not in out
 
 
 def test_a_folder_without_records_exits_2_with_one_line(cli, tmp_path):

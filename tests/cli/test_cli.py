@@ -54,7 +54,7 @@ def test_derive_prints_steps(cli):
 
 
 @pytest.mark.parametrize("argv, flag", [
-    (["closed-form", "--alpha", "1.5"], "--alpha must be a float in the range [0, 1). Got 1.5 instead."),
+    (["closed-form", "--alpha", "1.5"], "--alpha/--alphas must be a float in the range [0, 1). Got 1.5 instead."),
     (["closed-form", "--alpha", "nan"], "--alpha"),
     (["closed-form", "-K", "1"], "-K/--num-classes must be an int in the range [2, inf). Got 1 instead."),
     (["closed-form", "-n", "0"], "-n/--per-class"),
@@ -136,7 +136,7 @@ def test_readme_example_output_is_what_the_command_prints(cli):
 
 @pytest.mark.parametrize("argv, message", [
     (["closed-form", "-K", "2.5"], "-K/--num-classes: must be an int in the range [2, inf). Got '2.5' instead."),
-    (["closed-form", "--alpha", "x"], "--alpha: must be a float in the range [0, 1). Got 'x' instead."),
+    (["closed-form", "--alpha", "x"], "--alpha/--alphas: must be a float in the range [0, 1). Got 'x' instead."),
 ])
 def test_unparsable_values_state_the_valid_range(cli, argv, message):
     code, out, err = cli(*argv)

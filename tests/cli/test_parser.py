@@ -14,7 +14,7 @@ from ufm.cli.parser import UsageError
 
 PARSER = build_parser()
 #: what a command needs besides the flag under test to parse (train's --out is required)
-REQUIRED = {"train": ["--out", "unused"]}
+REQUIRED = {"train": ["--out", "unused"], "plot": ["unused"]}
 
 
 def _checked(constraint):
@@ -69,7 +69,8 @@ def _long(flag) -> str:
 
 def test_every_command_with_constraints_has_generated_flags():
     commands = {command for command, *_ in _flags()}
-    assert commands == {"closed-form", "solve", "verify", "conditioning", "convergence", "sweep", "train", "experiment"}
+    assert commands == {"closed-form", "solve", "verify", "conditioning", "convergence", "sweep", "plot", "train",
+                        "experiment"}
     assert len(CASES) > 100
 
 
@@ -171,7 +172,7 @@ def test_help_imports_neither_torch_nor_numpy():
 @pytest.mark.parametrize("argv, message", [
     (["closed-form", "--lambda-h", "-1e-3"], "--lambda-h must be a float in the range (0, inf). Got -0.001 instead."),
     (["closed-form", "--lambda-w", "-2.5E+1"], "--lambda-w must be a float in the range (0, inf). Got -25.0 instead."),
-    (["closed-form", "--alpha", "-inf"], "--alpha must be a float in the range [0, 1). Got -inf instead."),
+    (["closed-form", "--alpha", "-inf"], "--alpha/--alphas must be a float in the range [0, 1). Got -inf instead."),
     (["conditioning", "--alphas", "-0.1,0.2"], "--alphas must be a float in the range [0, 1). Got -0.1 instead."),
     (["solve", "--max-steps", "0"], "--max-steps must be an int in the range [1, inf). Got 0 instead."),
 ])

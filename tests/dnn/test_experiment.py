@@ -140,7 +140,8 @@ def test_cli_experiment_validate_and_bad_input(cli, tiny, tmp_path, capsys):
         code, _, err = cli("experiment", str(bad), "--out", str(tmp_path / "x"))
         assert code == 2 and err.count("\n") == 1 and match in err, err
     code, _, err = cli("experiment", "cifar9")
-    assert code == 2 and "must be a str among {'cifar10-resnet18'" in err and "FILE.toml" in err
+    assert code == 2 and err.count("\n") == 1 and "unknown experiment 'cifar9': the bundled ones are cifar10-resnet18, " in err
+    assert "mnist1d-mlp" in err and "or give the path of an experiment FILE.toml" in err
     code, _, err = cli("validate", str(tmp_path))
     assert code == 2 and "is not a run folder" in err
 

@@ -2,7 +2,7 @@
 import json
 
 
-def test_demo_quick_writes_records_figures_and_report(cli, tmp_path, capsys):
+def test_demo_quick_writes_records_figures_and_report(cli, tmp_path, capsys, read_only):
     out_dir = tmp_path / "demo"
     code, out, _ = cli("demo", "--quick", "--out", str(out_dir))
     assert code == 0
@@ -27,10 +27,20 @@ def test_demo_quick_writes_records_figures_and_report(cli, tmp_path, capsys):
     assert record["environment"]["torch"] and record["config"]["tol"] == 1e-6
     # A second run reuses every stage but the claims, which are judged again on the records; the report
     # is rebuilt from the records alone.
-    code, out, _ = cli("demo", "--quick", "--out", str(out_dir))
-    assert code == 0 and out.count("reusing") == 9 and "[claims] running" in out
+    code, out, err = cli("demo", "--quick", "--out", str(out_dir))  # the stage lines are progress: stderr
+    assert code == 0 and err.count("reusing") == 9 and "[claims] running" in err
     (out_dir / "fig_alpha.png").unlink()
     (out_dir / "report.md").unlink()
     code, out, _ = cli("report", str(out_dir))
     assert code == 0 and (out_dir / "fig_alpha.png").is_file()
     assert (out_dir / "report.md").read_text() == report
+    # A read-only demo folder: `ufm report DIR` says it cannot write there, `--out` writes elsewhere
+    # the same report (its figures beside it), and `ufm claims DIR` reads it.
+    read_only(out_dir)
+    code, out, err = cli("report", str(out_dir))
+    assert (code, out) == (2, "") and f"cannot write to {out_dir}" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = cli("report", str(out_dir), "--out", str(tmp_path / "copy"))
+    assert code == 0 and (tmp_path / "copy" / "report.md").read_text() == report
+    assert (tmp_path / "copy" / "fig_alpha.png").is_file() and (tmp_path / "copy" / "sweep" / "fig_sweep_kappa.png").is_file()
+    assert (tmp_path / "copy" / "experiment" / "report.md").is_file()
+    assert cli("claims", str(out_dir))[0] == 0

@@ -37,8 +37,8 @@ def test_the_verification_section_renders_the_summary():
 
 
 def test_the_conditioning_verdict_lines_render_summarize():
-    summary = {"logits": {"kappa_ce": 8.0, "kappa_ls": {0.1: 7.0}, "verdict": "lower with LS"},
-               "features": {"kappa_ce": 4.0, "kappa_ls": {0.1: 5.0}, "verdict": "made up by the test"}}
+    summary = {"logits": {"alphas": [0.0, 0.1], "kappa": [8.0, 7.0], "verdict": "lower with LS"},
+               "features": {"alphas": [0.0, 0.1], "kappa": [4.0, 5.0], "verdict": "made up by the test"}}
     lines = text._verdict_lines(summary)
     assert any("logits:" in line and "lower with LS: kappa(CE) = 8; kappa(alpha=0.1) = 7" in line for line in lines)
     assert any("made up by the test" in line for line in lines)

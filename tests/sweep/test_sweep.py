@@ -226,7 +226,7 @@ def test_a_component_added_to_stored_points_is_merged(tmp_path):
     small = SweepSpec(**{**MIXED, "alphas": [0.0, 0.1]})
     run_sweep(small, tmp_path / "two")
     both = SweepSpec(**MIXED, what=["closed-form", "conditioning"])
-    assert run_sweep(both, tmp_path / "two")["computed"] == len(both.points())
+    assert run_sweep(both, tmp_path / "two", extend=True)["computed"] == len(both.points())
     run_sweep(both, tmp_path / "one")
     assert _records(tmp_path / "two" / "sweep.sqlite") == _records(tmp_path / "one" / "sweep.sqlite")
     assert (tmp_path / "two" / "results.csv").read_bytes() == (tmp_path / "one" / "results.csv").read_bytes()
@@ -241,7 +241,7 @@ def test_a_finished_sweep_reruns_without_recomputing(tmp_path):
     again = run_sweep(spec, tmp_path)
     assert (again["total"], again["computed"], again["errors"]) == (first["total"], 0, 0)
     assert _records(tmp_path / "sweep.sqlite") == records and (tmp_path / "results.csv").read_bytes() == table
-    assert run_sweep(SweepSpec(**{**MIXED, "seeds": 3}), tmp_path)["computed"] == first["total"] // 2
+    assert run_sweep(SweepSpec(**{**MIXED, "seeds": 3}), tmp_path, extend=True)["computed"] == first["total"] // 2
     assert run_sweep(spec, tmp_path)["computed"] == 0  # its points are all still there
     (tmp_path / "results.csv").unlink()
     assert run_sweep(spec, tmp_path)["computed"] == 0 and (tmp_path / "results.csv").is_file()

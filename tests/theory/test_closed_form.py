@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from problems import ETF_SHAPES, reference_minimize, reference_objective, reg_strength, threshold
-from ufm import InvalidParameterError, UFMProblem, closed_form, closed_form_arrays, explicit_minimizer, simplex_etf
+from ufm import InvalidParameterError, UFMProblem, closed_form, closed_form_arrays, closed_forms, explicit_minimizer, simplex_etf
 
 REFERENCE_CASES = [
     UFMProblem(3, 4, 2, 1e-2, 1e-2, 0.0, 0.0),  # CE, d = K - 1
@@ -92,13 +92,15 @@ def test_arrays_vectorized_numpy_and_torch_agree_with_scalar():
     out_t = closed_form_arrays(torch.tensor(alpha), torch.tensor(K), 10, torch.tensor(lw), torch.tensor(lh),
                                xp=torch)
     for k in ("logit_gap", "p_true", "w_norm", "h_norm", "objective", "threshold"):
-        assert np.allclose(out[k], out_t[k].numpy(), rtol=1e-12, atol=0), k
-        assert np.all(np.isfinite(out[k])), k
-    assert out["trivial"].any() and not out["trivial"].all()
+        assert np.allclose(getattr(out, k), getattr(out_t, k).numpy(), rtol=1e-12, atol=0), k
+        assert np.all(np.isfinite(getattr(out, k))), k
+    assert out.trivial.any() and not out.trivial.all()
+    assert set(out.to_dict()) == {"logit_gap", "p_true", "p_off", "w_norm", "h_norm", "objective", "threshold",
+                                  "reg_strength", "trivial"}
     for i in range(0, 500, 50):
         cf = closed_form(UFMProblem(int(K[i]), 10, int(K[i]), float(lw[i]), float(lh[i]), 0.0, float(alpha[i])))
-        assert out["objective"][i] == pytest.approx(cf.objective, rel=1e-14)
-        assert bool(out["trivial"][i]) == cf.trivial
+        assert out.objective[i] == pytest.approx(cf.objective, rel=1e-14)
+        assert bool(out.trivial[i]) == cf.trivial
 
 
 def test_large_class_count_stays_finite():
@@ -116,11 +118,20 @@ def test_closed_form_rejects_non_problem():
 def test_arrays_take_the_dtype_of_the_first_float_tensor():
     out = closed_form_arrays(0.1, torch.tensor([3, 5]), 10, torch.tensor([1e-3, 2e-3], dtype=torch.float32), 1e-3,
                              xp=torch)
-    assert out["logit_gap"].dtype == torch.float32
-    assert closed_form_arrays(0.1, torch.tensor([3, 5]), 10, 1e-3, 1e-3, xp=torch)["w_norm"].dtype == torch.float64
+    assert out.logit_gap.dtype == torch.float32
+    assert closed_form_arrays(0.1, torch.tensor([3, 5]), 10, 1e-3, 1e-3, xp=torch).w_norm.dtype == torch.float64
 
 
 @pytest.mark.parametrize("K, d, pattern", [(1, 3, "'K'"), (2.5, 3, "'K'"), (3, 0, "'d'"), (4, 2, "'d'")])
 def test_simplex_etf_validates(K, d, pattern):
     with pytest.raises(InvalidParameterError, match=pattern):
         simplex_etf(K, d)
+
+
+def test_closed_forms_is_the_product_of_the_lists_alpha_fastest():
+    cfs = closed_forms([3, 4], 10, None, 5e-3, [5e-3, 1e-2], 0.0, [0.0, 0.1])
+    keys = [(c.problem.K, c.problem.d, c.problem.lambda_h, c.problem.alpha) for c in cfs]
+    assert keys == [(K, K, lh, a) for K in (3, 4) for lh in (5e-3, 1e-2) for a in (0.0, 0.1)]
+    assert all(c == closed_form(c.problem) for c in cfs)
+    with pytest.raises(InvalidParameterError, match="num_classes"):
+        closed_forms([3, 1], 10, None, 5e-3, 5e-3, 0.0, 0.0)

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["read_toml", "atomic_write", "atomic_write_text", "write_json", "read_json", "environment", "to_jsonable"]
+__all__ = ["read_toml", "NotWritableError", "writable_folder", "missing_folders", "remove_empty", "atomic_write", "atomic_write_text", "write_json", "read_json", "environment", "to_jsonable"]
 
 
 def read_toml(path, what: str, param: str) -> dict:
@@ -31,6 +31,56 @@ def read_toml(path, what: str, param: str) -> dict:
     except tomllib.TOMLDecodeError as e:
         raise InvalidParameterError(f"The {what} {str(path)!r} is not valid TOML: {e}.", param=param,
                                     value=str(path), expected="a valid TOML file") from None
+
+
+class NotWritableError(OSError):
+    """A folder that results cannot be written to: one line, ``cannot write to DIR: REASON``."""
+
+    def __init__(self, folder, reason: str):
+        super().__init__(f"cannot write to {folder}: {reason}")
+        self.folder = str(folder)
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def writable_folder(path) -> Path:
+    """``path`` as a folder that can be written to, created if missing; checked by creating (and
+    removing) a temporary file in it, before any work starts.
+
+    Raises:
+        NotWritableError: it cannot be created or written to (a read-only file system, missing
+            permissions), naming the folder and the reason.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        if isinstance(e, (FileExistsError, NotADirectoryError)):
+            raise NotWritableError(path, "it is not a folder") from None
+        raise NotWritableError(path, (e.strerror or str(e)).lower()) from None
+    return path
+
+
+def missing_folders(path) -> list:
+    """The folders of ``path`` that do not exist yet, deepest first (those ``mkdir(parents=True)``
+    would create), so that a command that fails can remove what it made."""
+    out, path = [], Path(path).absolute()
+    while not path.exists():
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def remove_empty(folders) -> None:
+    """Remove ``folders`` (deepest first), stopping at the first that is not empty."""
+    for folder in folders:
+        try:
+            Path(folder).rmdir()
+        except OSError:
+            break
 
 
 def atomic_write(path, write: Callable[[IO], None], binary: bool = False) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 __all__ = [
+    "SEED",
     "InvalidParameterError",
     "DataFileError",
     "MissingPackageError",
@@ -219,6 +220,8 @@ class PathLike:
 
 #: the smoothing factor alpha of label smoothing; 0 is cross-entropy
 ALPHA = Interval("float", 0, 1, "left")
+#: a seed of torch's generators (which take 64-bit seeds)
+SEED = Interval("int", 0, 2**63 - 1, "both")
 
 
 def _got(value: Any, constraint) -> str:

@@ -14,7 +14,7 @@ import warnings
 from typing import Dict, List, Optional, Sequence
 
 
-from ufm._core.validation import (InstanceOf, Interval, ListOf, Options, UFMWarning, check_alphas,
+from ufm._core.validation import (InstanceOf, Interval, InvalidParameterError, ListOf, Options, UFMWarning, check_alphas,
                                   require_closed_form, validate_params)
 from ufm.numerics.hessian import DENSE_LIMIT_BYTES
 from ufm.numerics.solve import solve
@@ -33,12 +33,14 @@ VERDICTS = ("lower with LS", "higher with LS", "equal", "mixed", "no CE baseline
 EQUAL_RTOL = 1e-12
 
 
-def numeric_minimizers(problems: Sequence[UFMProblem], seed: int = 0, tol: float = 1e-12, device=None):
+def numeric_minimizers(problems: Sequence[UFMProblem], seed: int = 0, tol: float = 1e-12, device=None,
+                       on_step=None):
     """Solve same-shape problems in one batched L-BFGS solve (float64) to ``tol``.
 
     Returns the SolveResult; each configuration's ``status`` says whether it converged.
+    ``on_step``: the solver's progress hook (``ufm.numerics.solve.OnStep``).
     """
-    return solve(list(problems), method="lbfgs", seeds=seed, tol=tol, device=device)
+    return solve(list(problems), method="lbfgs", seeds=seed, tol=tol, device=device, on_step=on_step)
 
 
 @validate_params({
@@ -46,21 +48,32 @@ def numeric_minimizers(problems: Sequence[UFMProblem], seed: int = 0, tol: float
     "definitions": ListOf(Options(DEFINITIONS)),
     "solver_tol": Interval("float", 0, None, "neither"),
     "null_rtol": Interval("float", 0, 1, "neither"),
-    "max_bytes": Interval("float", 0, None, "neither"),
+    "max_bytes": Interval("float", 2**10, 2**60, "both"),  # 1 KiB .. 1 EiB
 })
 def conditioning(problem: UFMProblem, alphas: Optional[Sequence[float]] = None,
                  definitions: Sequence[str] = DEFINITIONS, numeric: bool = False, seed: int = 0,
                  solver_tol: float = 1e-12, null_rtol: float = 1e-7, max_bytes: int = DENSE_LIMIT_BYTES,
-                 device=None) -> List[Spectrum]:
+                 device=None, on_step=None, on_spectrum=None) -> List[Spectrum]:
     """Spectra and condition numbers of ``problem`` for each alpha in ``alphas`` (default
     ``[problem.alpha]``) and each definition: symbolic, then numeric if ``numeric``.
+
+    ``alphas`` replaces ``problem.alpha``: a problem whose alpha is neither 0 (the default) nor
+    among ``alphas`` is refused (``InvalidParameterError``), so a conflicting alpha is never
+    dropped silently.
 
     The numeric minimizers of all alphas are found in one batched L-BFGS solve from
     ``seed``; each numeric spectrum records the solver's final gradient norm and status
     in ``details``. Eigenvalues of the two sources agree to about 1e-10 relative to the
-    largest (tests assert 1e-6).
+    largest (tests assert 1e-6). Progress hooks (they change no result): ``on_step``, the
+    solver's (``ufm.numerics.solve.OnStep``); ``on_spectrum(done, total)``, called before the
+    numeric spectra (``done = 0``) and after each (``total`` = alphas x definitions).
     """
     alphas = check_alphas([problem.alpha] if alphas is None else alphas, "conditioning")
+    if problem.alpha != 0 and problem.alpha not in alphas:
+        raise InvalidParameterError(f"The 'alphas' parameter of conditioning replaces problem.alpha = "
+                                    f"{problem.alpha:g}, which is not among them; pass a problem with alpha 0 or "
+                                    f"include {problem.alpha:g} in alphas. Got {list(alphas)} instead.",
+                                    param="alphas", value=list(alphas))
     definitions = list(definitions)
     require_closed_form(problem.K, problem.d, "conditioning")
     problems = [problem.replace(alpha=a) for a in alphas]
@@ -68,23 +81,29 @@ def conditioning(problem: UFMProblem, alphas: Optional[Sequence[float]] = None,
     for p in problems:
         out += [symbolic_spectrum(p, dfn) for dfn in definitions]
     if numeric:
-        result = numeric_minimizers(problems, seed=seed, tol=solver_tol, device=device)
+        result = numeric_minimizers(problems, seed=seed, tol=solver_tol, device=device, on_step=on_step)
+        total = len(problems) * len(definitions)
+        if on_spectrum is not None:
+            on_spectrum(0, total)
         for i, p in enumerate(problems):
             if result.status[i] != "converged":
                 warnings.warn(f"the numerical minimizer for alpha = {p.alpha:g} did not reach ||grad f|| < "
                               f"{solver_tol:g} (status {result.status[i]}, ||grad f|| = "
                               f"{float(result.grad_norm[i]):.2g}); its numeric spectra are less accurate",
                               UFMWarning, stacklevel=2)
-            for dfn in definitions:
+            for k, dfn in enumerate(definitions):
                 sp = numeric_spectrum(p, result.W[i], result.H[i], result.b[i], dfn, null_rtol=null_rtol,
                                       max_bytes=max_bytes)
                 sp.details.update(grad_norm=float(result.grad_norm[i]), solver_status=result.status[i], seed=seed)
                 out.append(sp)
+                if on_spectrum is not None:
+                    on_spectrum(i * len(definitions) + k + 1, total)
     return out
 
 
 def summarize(spectra: Sequence[Spectrum], source: str = "symbolic") -> Dict[str, dict]:
-    """Per definition: kappa at alpha = 0 (CE), kappa at each alpha > 0, and a verdict.
+    """Per definition: ``alphas`` (ascending) and ``kappa`` (the condition number at each, CE being
+    the entry at alpha = 0: lists of one shape for CE and LS, stable through JSON), and a verdict.
 
     ``verdict`` is ``"lower with LS"`` when every alpha > 0 gives a lower condition number
     than alpha = 0, ``"higher with LS"`` when every one gives a higher one, ``"equal"`` when every
@@ -120,7 +139,7 @@ def summarize(spectra: Sequence[Spectrum], source: str = "symbolic") -> Dict[str
             verdict = "higher with LS"
         else:
             verdict = "mixed"
-        out[name] = {"kappa_ce": base, "kappa_ls": ls, "verdict": verdict}
+        out[name] = {"alphas": list(kappa), "kappa": list(kappa.values()), "verdict": verdict}
     return out
 
 

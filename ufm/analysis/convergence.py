@@ -155,12 +155,12 @@ class _Recorder:
 
 
 def _gd(problems: List[UFMProblem], seeds: List[int], lr: float, max_steps: int, record_every: int,
-        init_scale: float, stop_below: Dict[str, float], device) -> dict:
+        init_scale: float, stop_below: Dict[str, float], device, on_step=None) -> dict:
     obj = _objective(problems, device)
     recorder = _Recorder(obj, problems, stop_below)
     end = iterate(obj, GradientDescent(obj, lr=lr), _initial_points(obj, seeds, init_scale), tol=0.0,
                   max_steps=max_steps, patience=None, record_every=record_every, on_record=recorder,
-                  on_divergence="freeze")
+                  on_divergence="freeze", on_step=on_step)
     traj = recorder.traj
     return {"step": np.asarray(traj["step"]), "diverged_at": end.diverged_at, "grad_floor": recorder.grad_floor,
             "nc1_floor": np.stack(traj["nc1_floor"], axis=0), **{q: np.stack(traj[q], axis=0) for q in QUANTITIES}}
@@ -245,7 +245,7 @@ def _trajectories(runs: List[_Run], traj: dict, into: dict) -> None:
 def convergence(problem: UFMProblem, alphas: Sequence[float] = (0.0, 0.1), seeds: Sequence[int] = (0, 1, 2),
                 eps: Sequence[float] = (1e-3, 1e-6, 1e-9), rules: Sequence[str] = RULES, max_steps: int = 50_000,
                 record_every: int = 10, init_scale: float = 1.0, fit_below: float = 1e-4,
-                device=None) -> dict:
+                device=None, on_step=None) -> dict:
     """Gradient descent from ``seeds`` for each alpha (module docstring), under each rule.
 
     Returns a dict with ``config``, ``rows`` (one per rule, alpha and seed: lr, steps to each
@@ -253,7 +253,9 @@ def convergence(problem: UFMProblem, alphas: Sequence[float] = (0.0, 0.1), seeds
     the condition number and predicted rate of each definition), ``trajectories`` (per rule:
     steps and each quantity as a (T, runs) list, with the run order of ``rows``) and
     ``summary`` (:func:`summarize`). Runs stop when every quantity is below min(eps) or at
-    ``max_steps``. Deterministic for fixed seeds on a given device.
+    ``max_steps``. Deterministic for fixed seeds on a given device. ``on_step``: the solver loop's
+    progress hook (``ufm.numerics.solve.OnStep``), seeing each batch of runs (one per rule and
+    step size) in turn; its tolerance is 0 (the runs stop on the recorded quantities).
     """
     alphas = check_alphas(alphas, "convergence")
     seeds, eps, rules = [int(s) for s in seeds], sorted((float(e) for e in eps), reverse=True), list(rules)
@@ -274,7 +276,7 @@ def convergence(problem: UFMProblem, alphas: Sequence[float] = (0.0, 0.1), seeds
         for lr, group in groups.items():
             runs = [_Run(a, s, rule, lr) for a in group for s in seeds]
             traj = _gd([problems[r.alpha] for r in runs], [r.seed for r in runs], lr, max_steps, record_every,
-                       init_scale, stop_below, device)
+                       init_scale, stop_below, device, on_step)
             rows += [_row(r, traj, j, eps, fit_below) for j, r in enumerate(runs)]
             _trajectories(runs, traj, trajectories[rule])
         predictions += [_prediction(rule, a, lrs[rule][a], L[a], L0[a], spectra[a], rows) for a in alphas]

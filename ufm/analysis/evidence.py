@@ -160,7 +160,7 @@ def _add_runs(ev: Evidence, runs: Sequence[Path], source: str, seen: set) -> Non
 def _add_sweep(ev: Evidence, folder: Path) -> None:
     from ufm.records.store import SweepStore
 
-    with SweepStore(folder / "sweep.sqlite") as store:
+    with SweepStore(folder / "sweep.sqlite", readonly=True) as store:
         verify, conv = sweep_rows(store.rows(), str(folder / "sweep.sqlite"))
     if verify:
         ev.verify += verify

@@ -128,7 +128,7 @@ def ufm_run_checks(r: dict) -> dict:
     cf = closed_form_arrays(cfg["alpha"], K, N / K, cfg["lambda_w"], cfg["lambda_h"])
     checks = []
     for q, key in UFM_QUANTITIES.items():
-        pred = float(cf[q])
+        pred = float(getattr(cf, q))
         curve = []
         for rec in r["train"]:
             m = _num(rec.get(key))
@@ -138,7 +138,7 @@ def ufm_run_checks(r: dict) -> dict:
         checks.append({"quantity": q, "predicted": pred, "measured": curve[-1]["measured"], "rel_error": final,
                        "holds": final is not None and final < UFM_RTOL, "curve": curve})
     return {"run": r["run"], "kind": "ufm", "alpha": cfg["alpha"], "num_classes": K, "per_class": N / K,
-            "feature_dim": meta["model"]["feature_dim"], "trivial": bool(cf["trivial"]),
+            "feature_dim": meta["model"]["feature_dim"], "trivial": bool(cf.trivial),
             "closed_form_applies": meta["model"]["feature_dim"] >= K - 1, "checks": checks}
 
 

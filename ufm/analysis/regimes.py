@@ -349,6 +349,10 @@ def verdict_grid(definition: str, K: int, d_regime: str, sK, alphas, lambda_rati
     return np.where(np.isnan(g), np.nan, np.where(np.abs(g) <= _EQUAL_RTOL, 0.0, np.sign(g)))
 
 
+#: the smallest alpha_max the map resolves: below it kappa(alpha) - kappa(0) is within float64 rounding of kappa
+MIN_ALPHA_MAX = 1e-6
+
+
 def _point_note(problem: UFMProblem, definition: str, sK: float, used: list) -> Optional[str]:
     """Why a point has no regime on the map (None: it has one)."""
     if definition == "full" and problem.lambda_b > 0:
@@ -358,6 +362,9 @@ def _point_note(problem: UFMProblem, definition: str, sK: float, used: list) -> 
         return "s K >= 1: even the CE minimizer is W = H = 0, no collapsed branch"
     if not used:
         return "no alpha > 0 below the threshold s K < 1 - alpha among the alphas given"
+    if max(used) < MIN_ALPHA_MAX:
+        return (f"alpha_max = {max(used):.3g} is below {MIN_ALPHA_MAX:g}: kappa(alpha) - kappa(0) is then within "
+                "float64 rounding of kappa, so the map does not resolve a regime there")
     return None
 
 

@@ -44,13 +44,15 @@ solve.constraints = _numerics.solve.constraints
 
 
 def gd_trajectories(problem: UFMProblem, alphas: Sequence[float], seeds: Sequence[int], *, method: str = "gd",
-                    lr: float = 0.5, tol: float = 1e-10, max_steps: int = 30000, record_every: int = 25) -> dict:
+                    lr: float = 0.5, tol: float = 1e-10, max_steps: int = 30000, record_every: int = 25,
+                    on_step=None) -> dict:
     """One batched solve of every (alpha, seed) from random starts, recording f, ||grad f|| and the NC
     measures every ``record_every`` steps: ``{"runs": [...]}``, one dict per run with its alpha,
-    seed, f* (closed form), steps, whether it converged and its recorded series (lists of floats)."""
+    seed, f* (closed form), steps, whether it converged and its recorded series (lists of floats).
+    ``on_step``: the solver's progress hook (:func:`solve`)."""
     pts = [(problem.replace(alpha=a), s) for a in alphas for s in seeds]
     res = solve([p for p, _ in pts], seeds=[s for _, s in pts], method=method, lr=lr, tol=tol,
-                max_steps=max_steps, record_every=record_every)
+                max_steps=max_steps, record_every=record_every, on_step=on_step)
     tr = res.trajectory
     runs = []
     for i, (p, s) in enumerate(pts):

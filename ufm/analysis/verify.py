@@ -19,6 +19,7 @@ import itertools
 import math
 from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
 from ufm._core.validation import Interval, InvalidParameterError, validate_params
@@ -29,16 +30,16 @@ from ufm.numerics.solve import SolveResult, solve
 from ufm.problem import UFMProblem, group_by_shape
 from ufm.theory.closed_form import ClosedForm, closed_form, explicit_minimizer
 
-__all__ = ["measure", "compare", "worst_error", "orbit_distance", "default_grid", "verify", "solve_and_compare",
+__all__ = ["measure", "compare", "worst_error", "orbit_distance", "default_grid", "verify", "solve_and_compare", "solve_seeds",
            "alpha_sweep", "summarize_rows", "CHECKED", "NC_CHECKED"]
 
 CHECKED = ("logit_gap", "p_true", "w_norm", "h_norm", "objective", "bias")
 NC_CHECKED = ("nc1", "nc2_h", "nc2_w", "nc3", "nc4")
 
 
-def measure(result: SolveResult, i: int, nc1_variant: str = "normalized") -> dict:
+def measure(result: SolveResult, i: int, nc1_variant: str = "normalized", convention: str = "ufm") -> dict:
     """Quantities of configuration ``i`` of a solve, comparable with :class:`ClosedForm`
-    (NC metrics as :func:`ufm.nc_metrics`, with ``nc1_variant``)."""
+    (NC metrics as :func:`ufm.nc_metrics`, with ``nc1_variant`` and ``convention``)."""
     p = result.problems[i]
     W, H, b = result.W[i].double(), result.H[i].double(), result.b[i].double()  # (K, d), (d, N), (K,)
     y = torch.arange(p.N, device=H.device) // p.n  # (N,)
@@ -55,7 +56,7 @@ def measure(result: SolveResult, i: int, nc1_variant: str = "normalized") -> dic
         "converged": bool(result.converged[i]),
         "status": result.status[i],
     }
-    out.update(nc_metrics(H.T, y, W, b, num_classes=p.K, nc1_variant=nc1_variant))
+    out.update(nc_metrics(H.T, y, W, b, num_classes=p.K, nc1_variant=nc1_variant, convention=convention))
     if p.closed_form_applies:
         out["orbit"] = orbit_distance(p, W, H, b)
     return out
@@ -124,14 +125,15 @@ def _row(p: UFMProblem, seed: int, m: dict, tol: float) -> dict:
 @validate_params({"tol": Interval("float", 0, None, "neither"), "solver_tol": Interval("float", 0, None, "neither")})
 def verify(points: Sequence[Tuple[UFMProblem, int]], *, tol: float = 1e-6, method: str = "lbfgs",
            solver_tol: float = 1e-11, max_steps: Optional[int] = None, dtype=torch.float64,
-           device=None, progress: bool = False) -> List[dict]:
+           device=None, progress: bool = False, on_step=None) -> List[dict]:
     """Solve every (problem, seed) numerically (batched by shape) and compare with the closed form.
 
     Returns one row per point: the configuration, the closed-form and measured values,
     the errors (``err_*``), ``max_error`` over the checked quantities (CHECKED, the NC
     metrics where defined, and the orbit distance) and ``ok`` (max_error <= tol and the
     solver converged). ``progress`` shows a bar over the
-    groups of same-shape points (each group is one batched solve).
+    groups of same-shape points (each group is one batched solve); ``on_step``, the solver's
+    progress hook (:func:`ufm.solve`), sees each group's solve in turn.
     """
     from tqdm import tqdm
 
@@ -142,13 +144,14 @@ def verify(points: Sequence[Tuple[UFMProblem, int]], *, tol: float = 1e-6, metho
     groups = group_by_shape(points)
     for members in tqdm(groups.values(), total=len(groups), disable=not progress, unit="group", desc="verify"):
         result = solve([p for _, (p, _) in members], seeds=[s for _, (_, s) in members], method=method,
-                       tol=solver_tol, max_steps=max_steps, dtype=dtype, device=device)
+                       tol=solver_tol, max_steps=max_steps, dtype=dtype, device=device, on_step=on_step)
         for j, (i, (p, s)) in enumerate(members):
             rows[i] = _row(p, s, measure(result, j), tol)
     return rows
 
 
-def solve_and_compare(problem: UFMProblem, *, seed: int = 0, nc1_variant: str = "normalized", **solver) -> dict:
+def solve_and_compare(problem: UFMProblem, *, seed: int = 0, nc1_variant: str = "normalized", convention: str = "ufm",
+                      **solver) -> dict:
     """One numerical solve of ``problem`` (``solver``: the options of :func:`ufm.solve`), measured
     and, where the closed form applies, compared with it (``ufm solve``).
 
@@ -161,7 +164,7 @@ def solve_and_compare(problem: UFMProblem, *, seed: int = 0, nc1_variant: str = 
     t0 = time.perf_counter()
     res = solve(problem, seeds=seed, **solver)
     seconds = time.perf_counter() - t0
-    m = measure(res, 0, nc1_variant=nc1_variant)
+    m = measure(res, 0, nc1_variant=nc1_variant, convention=convention)
     out = {"problem": problem.to_dict(), "solver": {"method": res.method, "seed": seed, "seconds": seconds,
                                                      **res.options}, "numeric": m}
     if problem.closed_form_applies:
@@ -171,23 +174,67 @@ def solve_and_compare(problem: UFMProblem, *, seed: int = 0, nc1_variant: str = 
     return out
 
 
+#: the measured quantities whose spread over seeds :func:`solve_seeds` reports
+SPREAD_QUANTITIES = ("logit_gap", "p_true", "w_norm", "h_norm", "objective", "grad_norm", "steps", "nc1", "nc2_h",
+                     "nc3", "orbit")
+
+
+def solve_seeds(problem: UFMProblem, seeds: Sequence[int], *, nc1_variant: str = "normalized",
+                convention: str = "ufm", **solver) -> dict:
+    """One batched solve of ``problem`` from each of ``seeds`` (``solver``: the options of
+    :func:`ufm.solve`), each measured (:func:`measure`) and, where the closed form applies, compared
+    with it (``ufm solve --seeds N``).
+
+    Returns a dict with ``problem``, ``solver`` (method, seeds, seconds, options), ``runs`` (one
+    :func:`measure` per seed, with its ``seed``), ``converged`` (how many), ``spread`` (per
+    quantity of SPREAD_QUANTITIES measured: ``mean``, ``std`` (population), ``min``, ``max`` over the
+    seeds) and, when d >= K - 1, ``closed_form``, ``errors`` (one :func:`compare` per seed) and
+    ``worst_error`` (over seeds and checked quantities).
+    """
+    import time
+
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise InvalidParameterError("The 'seeds' parameter of solve_seeds must hold at least one seed. Got [] "
+                                    "instead.", param="seeds", value=seeds)
+    t0 = time.perf_counter()
+    res = solve([problem] * len(seeds), seeds=seeds, **solver)
+    seconds = time.perf_counter() - t0
+    runs = [{"seed": s, **measure(res, i, nc1_variant=nc1_variant, convention=convention)} for i, s in enumerate(seeds)]
+    spread = {}
+    for q in SPREAD_QUANTITIES:
+        if q in runs[0]:
+            v = np.array([float(r[q]) for r in runs])
+            spread[q] = {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()), "max": float(v.max())}
+    out = {"problem": problem.to_dict(), "solver": {"method": res.method, "seeds": seeds, "seconds": seconds,
+                                                     **res.options},
+           "runs": runs, "converged": sum(bool(r["converged"]) for r in runs), "spread": spread}
+    if problem.closed_form_applies:
+        exact = closed_form(problem)
+        out["closed_form"] = exact.to_dict()
+        out["errors"] = [compare(problem, r, exact) for r in runs]
+        out["worst_error"] = max(worst_error(e) for e in out["errors"])
+    return out
+
+
 def alpha_sweep(problem: UFMProblem, alphas: Sequence[float], *, method: str = "lbfgs", solver_tol: float = 1e-11,
-                seed: int = 0, curve_points: int = 200) -> dict:
+                seed: int = 0, curve_points: int = 200, on_step=None) -> dict:
     """The minimizer against the smoothing factor: one batched numerical solve per alpha in
     ``alphas`` (measured as :func:`measure`), the closed form at the same alphas and on
     ``curve_points`` evenly spaced alphas from 0 to max(alphas), and ``alpha_threshold``, the
-    alpha past which the only minimizer is W = H = 0 (``closed_form.alpha_threshold``)."""
+    alpha past which the only minimizer is W = H = 0 (``closed_form.alpha_threshold``). ``on_step``:
+    the solver's progress hook (:func:`ufm.solve`)."""
     import numpy as np
 
     from ufm.theory.closed_form import alpha_threshold, closed_form_arrays
 
     p = problem
     problems = [p.replace(alpha=a) for a in alphas]
-    res = solve(problems, method=method, tol=solver_tol, seeds=seed)
+    res = solve(problems, method=method, tol=solver_tol, seeds=seed, on_step=on_step)
     numeric = [{"alpha": q.alpha, **measure(res, i)} for i, q in enumerate(problems)]
     grid = np.linspace(0.0, max(alphas), curve_points)
     cf = closed_form_arrays(grid, p.K, p.n, p.lambda_w, p.lambda_h)
-    curve = {"alpha": grid, **{k: cf[k] for k in ("logit_gap", "p_true", "p_off", "w_norm", "h_norm", "objective")},
+    curve = {"alpha": grid, **{k: getattr(cf, k) for k in ("logit_gap", "p_true", "p_off", "w_norm", "h_norm", "objective")},
              "alpha_threshold": alpha_threshold(p.K, p.n, p.lambda_w, p.lambda_h)}
     return {"numeric": numeric, "closed_form_curve": curve,
             "closed_form_points": [closed_form(q).to_dict() for q in problems]}

@@ -1,8 +1,8 @@
 """The ``ufm`` entry point: build the parser, run the command, turn its outcome into an exit code.
 
 Exit codes: 0 done; 1 a finding (``ufm verify``: a point disagrees with the closed form; ``ufm
-validate``: a check does not hold) or a
-divergence (solver, training); 2 bad input (a flag, a file, a truncated or corrupted data file, a
+validate``: a check does not hold; ``ufm claims --strict``: a claim fails), a divergence (solver,
+training) or a linear-algebra routine failing on extreme values; 2 bad input (a flag, a file, a truncated or corrupted data file, a
 dataset that is missing or fails to download), printed as one line on stderr without a traceback;
 130 interrupted. An error the API raises about a parameter that one of the command's flags
 feeds is phrased with that flag's name (``-K/--num-classes must be ...``). The warnings ufm
@@ -10,6 +10,7 @@ emits (``UFMWarning``) are printed, one line each, when the command succeeds.
 """
 from __future__ import annotations
 
+import errno
 import sys
 import warnings
 from typing import List, Optional
@@ -70,6 +71,30 @@ def _diverged(err: Exception) -> bool:
     return isinstance(err, (SolverDivergedError, TrainingDivergedError))
 
 
+def _os_line(err: OSError) -> str:
+    """An operating-system error as one line: a read-only file system is named as such."""
+    if err.errno == errno.EROFS and err.filename:
+        return f"cannot write to {err.filename}: read-only file system"
+    if err.filename and err.strerror:
+        return f"{err.filename}: {err.strerror.lower()}"
+    return str(err)
+
+
+def _numerical_failure(err: Exception) -> Optional[str]:
+    """A linear-algebra routine that failed on extreme (valid) values, as one line; None otherwise."""
+    kinds = []
+    if "torch" in sys.modules:
+        kinds.append(sys.modules["torch"].linalg.LinAlgError)
+    if "scipy.sparse.linalg" in sys.modules:
+        kinds.append(sys.modules["scipy.sparse.linalg"].ArpackError)
+    if not kinds or not isinstance(err, tuple(kinds)):
+        return None
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    name = type(err).__name__.lstrip("_")
+    return (f"numerical failure in {name}: {first} (values this extreme, e.g. of --init-scale or the lambdas, are "
+            "beyond what the linear algebra resolves in this dtype)")
+
+
 def _error(prog: str, message: str, code: int) -> int:
     print(f"{prog}: error: {message}", file=sys.stderr)
     return code
@@ -93,14 +118,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     except BrokenPipeError:  # e.g. `ufm derive | head`
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print("ufm: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # an Interrupted says what was kept and how to resume
+        print(f"{prog}: interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
         return 130
     except OSError as e:  # e.g. an output folder that cannot be created
-        return _error(prog, str(e), 2)
-    except Exception as e:  # a divergence: one line, no traceback
+        return _error(prog, _os_line(e), 2)
+    except Exception as e:  # a divergence or a numerical failure: a finding, one line, no traceback
         if _diverged(e):
             return _error(prog, str(e), 1)
+        numerical = _numerical_failure(e)
+        if numerical is not None:
+            return _error(prog, numerical, 1)
         raise
 
 

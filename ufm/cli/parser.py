@@ -6,7 +6,7 @@ the constraint it carries (``ufm.problem.CONSTRAINTS["alpha"]``, ``solve.constra
 ``constraint.contains``, so the range a message states is the range enforced, once, when the
 command line is read. The messages::
 
-    ufm closed-form: error: --alpha must be a float in the range [0, 1). Got 1.5 instead.
+    ufm solve: error: --alpha must be a float in the range [0, 1). Got 1.5 instead.
     ufm closed-form: error: argument -K/--num-classes: must be an int in the range [2, inf). Got '2.5' instead.
     ufm conditioning: error: --alphas must be comma-separated numbers. Got '0,x' instead.
 
@@ -20,13 +20,16 @@ that command runs (:class:`Commands`): they import the API modules whose constra
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import re
-from typing import Any, Callable, Dict, NamedTuple, Optional
+import sys
+from typing import Any, Callable, Dict, Iterable, NamedTuple, Optional
 
-from ufm._core.validation import Interval, ListOf, Options, OrNone
+from ufm._core.validation import SEED as _SEED
+from ufm._core.validation import Interval, InvalidParameterError, ListOf, Options, OrNone
 
-__all__ = ["UsageError", "Parser", "Commands", "Flag", "add_flag", "add_fields", "allow_list", "option_pair",
+__all__ = ["UsageError", "Interrupted", "config_file_errors", "resolved_line", "Parser", "Commands", "Flag", "add_flag", "add_fields", "allow_list", "option_pair",
            "out_folder", "device_of", "dtype_of", "COUNT", "SEED", "WORKERS", "CLUSTER"]
 
 
@@ -39,6 +42,11 @@ class UsageError(Exception):
     def __init__(self, message: str, prog: Optional[str] = None):
         super().__init__(message)
         self.message, self.prog = message, prog
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during long work: printed as ``PROG: interrupted: MESSAGE`` (what was kept, how to
+    resume), exit code 130."""
 
 
 class Flag(NamedTuple):
@@ -78,10 +86,51 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message, prog=self.prog)
 
+    def parse_known_args(self, args=None, namespace=None):
+        """argparse's, and ``given``: the dests of the flags written on the command line (not left
+        at their defaults), which ``--config`` files yield to."""
+        args = sys.argv[1:] if args is None else list(args)
+        namespace, rest = super().parse_known_args(args, namespace)
+        given = {a.dest for a in self._actions if a.option_strings and any(_written(o, t) for o in a.option_strings
+                                                                          for t in args)}
+        namespace.given = getattr(namespace, "given", set()) | given
+        return namespace, rest
+
     def flag_name(self, param: str) -> Optional[str]:
         """The flag that feeds API parameter ``param`` (None: no flag of this command does)."""
         flag = self.flags.get(param)
         return flag.name if flag else None
+
+
+def _written(option: str, token: str) -> bool:
+    """True if ``token`` gives ``option``: ``--alphas``, ``--alphas=0.1``, ``-K``, ``-K5``."""
+    if option.startswith("--"):
+        return token == option or token.startswith(option + "=")
+    return token.startswith(option) and not token.startswith("--")
+
+
+@contextlib.contextmanager
+def config_file_errors(path, from_file: Iterable[str], known: Iterable[str]):
+    """An error about a key that the TOML file ``path`` gave (``from_file``; not a flag) is one line
+    naming the file, the key and the valid range: ``a.toml: key 'alphas' must be ...``; a key
+    that is not one of ``known`` keeps the API's message (which names the file and lists them)."""
+    from_file, known = set(from_file), set(known)
+    try:
+        yield
+    except InvalidParameterError as e:
+        if e.param in from_file and e.param not in known:
+            raise UsageError(str(e)) from None
+        if e.param not in from_file or not e.expected:
+            raise
+        raise UsageError(f"{path}: key {e.param!r} must be {e.expected}. Got {e.value!r} instead.") from None
+
+
+def resolved_line(path, flags: Iterable[str], config: dict) -> str:
+    """The one line a command prints (stderr) when flags override its ``--config`` file."""
+    import json
+
+    return (f"{path} with {', '.join(sorted(flags))} from the command line: "
+            f"{json.dumps(config, sort_keys=True, default=str)}")
 
 
 class Commands:
@@ -286,8 +335,8 @@ class ClusterAddress:
 
 #: a count of seeds, ``--seeds N`` giving seeds 0..N-1 (the API takes the seeds themselves)
 COUNT = Interval("int", 1, None, "left")
-#: a seed of a random start
-SEED = Interval("int", None, None, "neither")
+#: a seed of a random start (that of the API)
+SEED = _SEED
 #: worker processes of a sweep or an experiment (0: in this process)
 WORKERS = Interval("int", 0, None, "left")
 CLUSTER = ClusterAddress()

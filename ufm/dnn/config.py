@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 from ufm._core.io import read_toml
-from ufm._core.validation import (ALPHA, InstanceOf, Interval, InvalidParameterError, ListOf, Options, OrNone, PathLike,
-                                  check_all, check_param)
+from ufm._core.validation import (ALPHA, SEED, InstanceOf, Interval, InvalidParameterError, ListOf, Options, OrNone,
+                                  PathLike, check_all, check_param)
+from ufm.metrics.conventions import CONVENTION_NAMES
 from ufm.losses import LOSSES
 from ufm.dnn.data import DATASETS
 from ufm.dnn.models import MODELS
@@ -63,7 +64,7 @@ CONSTRAINTS = {
     "dataset_options": InstanceOf(dict),
     "data_dir": OrNone(PathLike()),
     "val_fraction": Interval("float", 0, 1, "left"),
-    "data_seed": Interval("int", 0, None, "left"),
+    "data_seed": SEED,
     "train_per_class": OrNone(_POS_INT),
     "test_per_class": OrNone(_POS_INT),
     "model": Options(tuple(MODELS)),
@@ -83,7 +84,7 @@ CONSTRAINTS = {
     "lambda_h": _NONNEG,
     "lambda_b": _NONNEG,
     "backbone_weight_decay": _NONNEG,
-    "seed": Interval("int", 0, None, "left"),
+    "seed": SEED,
     "device": DeviceName(),
     "dtype": Options(DTYPES),
     "memory_format": Options(MEMORY_FORMATS),
@@ -91,6 +92,7 @@ CONSTRAINTS = {
     "eval_every": _POS_INT,
     "eval_batch_size": _POS_INT,
     "n_bins": _POS_INT,
+    "nc_convention": Options(CONVENTION_NAMES),
     "checkpoint_every": _POS_INT,
 }
 
@@ -170,6 +172,8 @@ class TrainConfig:
     eval_every: int = field(default=1, metadata={"help": "record metrics every E epochs"})
     eval_batch_size: int = field(default=1024, metadata={"help": "batch size of the evaluation passes"})
     n_bins: int = field(default=15, metadata={"help": "ECE bins"})
+    nc_convention: str = field(default="ufm", metadata={"help": "the NC metrics' convention: ufm, guo2025, zhu2021, "
+                                                                "zhou2022 or papyan2020 (ufm.metrics.conventions)"})
     checkpoint_every: int = field(default=1, metadata={"help": "checkpoint every C epochs"})
 
     def __post_init__(self):

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from ufm._core.io import atomic_write_text, read_toml, write_json
+from ufm._core.io import atomic_write_text, missing_folders, read_toml, remove_empty, writable_folder, write_json
 from ufm._core.validation import Interval, InvalidParameterError, Options, check_param
 from ufm._core.executors import dask_executor, process_pool
 from ufm.analysis.claims import evaluate_claims
@@ -177,16 +177,32 @@ def run_experiment(spec: ExperimentSpec, out, *, workers: Optional[int] = None, 
 
     Raises:
         ClusterError: (``ufm._core.executors``) the ``cluster`` cannot be used.
-    """
-    from tqdm import tqdm
 
+    A call that fails before any run has started leaves no ``experiment.json`` (nor a folder it
+    created).
+    """
     log = log or (lambda msg: None)
     if workers is not None:
         check_param("workers", workers, Interval("int", 0, None, "left"), "run_experiment")
     out = Path(out)
     runs = spec.runs()
-    out.mkdir(parents=True, exist_ok=True)
+    made = missing_folders(out)
+    writable_folder(out)
+    had_spec = (out / EXPERIMENT).is_file()
     write_json(out / EXPERIMENT, spec.to_dict())
+    try:
+        return _run_all(spec, runs, out, workers, cluster, progress, log)
+    except Exception:
+        if not had_spec and not (out / RUNS).exists():  # no run was started: leave nothing behind
+            (out / EXPERIMENT).unlink()
+            remove_empty(made)
+        raise
+
+
+def _run_all(spec: ExperimentSpec, runs: List[tuple], out: Path, workers, cluster, progress: bool, log) -> dict:
+    """The runs of :func:`run_experiment`, then its summary, validation and claims."""
+    from tqdm import tqdm
+
     t0 = time.perf_counter()
     summaries = {}
     bar = tqdm(total=len(runs), disable=not progress, desc=spec.name, unit="run", dynamic_ncols=True)

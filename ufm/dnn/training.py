@@ -48,7 +48,7 @@ from ufm.records.runs import (CHECKPOINT, CONFIG, RECORDS, FolderLock, RunMismat
 from ufm.dnn.config import TrainConfig
 from ufm.dnn.data import load_dataset
 from ufm.dnn.distributed import Distributed, epoch_order, run_device
-from ufm.dnn.evaluate import NOISE_KEYS, TrainingDivergedError, evaluate_splits
+from ufm.dnn.evaluate import NOISE_KEYS, TrainingDivergedError, epoch_records
 from ufm.dnn.inputs import device_inputs, forward_precision
 from ufm.dnn.models import build_model
 
@@ -365,9 +365,9 @@ def _diverged(run: _Run, what: str, epoch: int, lr: float) -> str:
 
 def _record(run: _Run, epoch: int, lr: float) -> list:
     """The records of ``epoch`` (one per split, in the order train, val, test), kept as ``run.last``."""
-    results = evaluate_splits(run.model, run.splits, run.num_classes, run.config, run.dist)
-    run.last = {split: {"epoch": epoch, "split": split, "lr": lr, **rec} for split, rec in results.items()}
-    return [run.last[s] for s in ("train", "val", "test") if s in run.last]
+    records = epoch_records(run.model, run.splits, epoch, lr, run.config, run.dist)
+    run.last = {r["split"]: r for r in records}
+    return records
 
 
 def _checkpoint(run: _Run, epoch: int, records: list) -> None:

@@ -1,7 +1,8 @@
 """Streaming passes over labelled features: the accumulators behind NC1-NC4, and :func:`nc_metrics`.
 
-The conventions are those of ``ufm.metrics.nc`` (the pure measures these passes feed). All
-statistics are accumulated in float64 whatever the feature dtype.
+The conventions are those of ``ufm.metrics.nc`` (the pure measures these passes feed), or the
+named ones of ``ufm.metrics.conventions`` (``convention=``). All statistics are accumulated in
+float64 whatever the feature dtype.
 """
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Optional
 
 import torch
 
-from ufm._core.validation import InvalidParameterError, Interval, Options, check_param
+from ufm._core.validation import InvalidParameterError, Interval, Options, check_param, validate_params
+from ufm.metrics.conventions import CONVENTION_NAMES, get_convention
 from ufm.metrics.nc import (NC1_VARIANTS, ClassStatistics, between, between_span, fingerprint, measures,
-                            nc1_from_span)
+                            nc1_from_span, nc1_variant_of)
 
 __all__ = ["NCAccumulator", "NC4Accumulator", "TwoPassNC", "nc_metrics"]
 
@@ -153,12 +155,17 @@ class TwoPassNC:
     an ``all_reduce(tensor)`` that sums in place (e.g. ``torch.distributed.all_reduce``), passed
     to :meth:`finish_means` and :meth:`measures`. :func:`nc_metrics` and the training loop
     evaluate through this class.
+
+    ``convention`` (one of ``ufm.metrics.conventions.CONVENTIONS``, default ``"ufm"``) is fixed
+    here because pass 2 projects on the directions of the convention's own Sigma_B (about its
+    global mean); :meth:`measures` then reports that convention's numbers.
     """
 
     def __init__(self, num_classes: int, dim: int, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
-                 *, device=None, block_rows: Optional[int] = None):
+                 *, device=None, block_rows: Optional[int] = None, convention: str = "ufm"):
         check_param("num_classes", num_classes, Interval("int", 2, None, "left"), "TwoPassNC")
         check_param("dim", dim, Interval("int", 1, None, "left"), "TwoPassNC")
+        self.convention = get_convention(convention, "TwoPassNC").name
         self.num_classes, self.dim = num_classes, dim
         self.weight, self.bias = weight, bias
         self._rows = _block_rows(dim, block_rows)
@@ -197,7 +204,11 @@ class TwoPassNC:
     def _begin_span(self, means: torch.Tensor) -> None:
         """The state of pass 2 from the class means (K, d): Sigma_B's directions, the product's columns."""
         global_mean, centered, sigma_b = between(means)  # (d,), (K, d), (d, d)
-        self._lam, self._V, self._keep = between_span(sigma_b, self.num_classes, centered)  # (r,), (d, r), (r,)
+        span_centered, span_sigma_b = centered, sigma_b  # NC1's Sigma_B: about the convention's global mean
+        if get_convention(self.convention, "TwoPassNC").global_mean == "samples":
+            _, span_centered, span_sigma_b = between(means, self._counts)
+        self._lam, self._V, self._keep = between_span(span_sigma_b, self.num_classes,
+                                                      span_centered)  # (r,), (d, r), (r,)
         self._means, self._Vt = means, self._V.T.contiguous()  # (K, d), (r, d)
         self._proj = torch.zeros_like(self._lam)  # (r,)
         self._stats = ClassStatistics(means, self._counts.round().to(torch.int64), global_mean, None, sigma_b)
@@ -235,8 +246,8 @@ class TwoPassNC:
 
     @torch.no_grad()
     def measures(self, all_reduce=None, nc1_variant: str = "normalized") -> dict:
-        """The measures of :func:`nc_metrics` (keys and conventions), after both passes."""
-        check_param("nc1_variant", nc1_variant, Options(NC1_VARIANTS), "TwoPassNC.measures")
+        """The measures of :func:`nc_metrics` (keys; the convention given to the constructor), after both passes."""
+        nc1_variant = nc1_variant_of(get_convention(self.convention, "TwoPassNC"), nc1_variant, "TwoPassNC.measures")
         proj = self._proj.clone()
         nc4 = None
         if self.weight is not None:
@@ -249,7 +260,7 @@ class TwoPassNC:
             all_reduce(proj)
         N = self._counts.sum()
         value = nc1_from_span(proj / N, self._lam, self._keep, self.num_classes, nc1_variant)
-        return measures(self._stats, self.weight, nc4=nc4, nc1_value=float(value))
+        return measures(self._stats, self.weight, nc4=nc4, nc1_value=float(value), convention=self.convention)
 
 
 def _add_rows(sums: torch.Tensor, X: torch.Tensor, y: torch.Tensor, rows: int, shift=None) -> None:
@@ -314,10 +325,11 @@ def _check_batch(features, labels, K, d, caller):
     return features, labels.long()
 
 
-
+@validate_params({"nc1_variant": Options(NC1_VARIANTS), "batch_size": Interval("int", 1, None, "left"),
+                  "convention": Options(CONVENTION_NAMES)})
 def nc_metrics(features: torch.Tensor, labels: torch.Tensor, weight: Optional[torch.Tensor] = None,
                bias: Optional[torch.Tensor] = None, *, num_classes: Optional[int] = None,
-               nc1_variant: str = "normalized", batch_size: int = 8192) -> dict:
+               nc1_variant: str = "normalized", batch_size: int = 8192, convention: str = "ufm") -> dict:
     """Neural-collapse metrics of features ``(N, d)`` with integer labels ``(N,)``.
 
     Conventions: see the module docstring. Two passes over the features held in memory
@@ -335,7 +347,11 @@ def nc_metrics(features: torch.Tensor, labels: torch.Tensor, weight: Optional[to
         weight: optional classifier (K, d); enables nc2_w*, nc3 and nc4.
         bias: optional classifier bias (K,), used by nc4 (zero if absent).
         num_classes: K (default: rows of ``weight``, else max label + 1).
-        nc1_variant: "normalized" (tr(Sigma_W Sigma_B^+)/K) or "unnormalized".
+        nc1_variant: "normalized" (tr(Sigma_W Sigma_B^+)/K) or "unnormalized" (convention "ufm" only).
+        convention: whose numbers: "ufm" (the module docstring of ``ufm.metrics.nc``), "guo2025",
+            "zhu2021", "zhou2022" or "papyan2020", each documented with its reference in
+            ``ufm.metrics.conventions`` (global mean over the class means or over the samples,
+            NC1's 1/K, the equinorm's std, centred W, which NC3).
 
     Returns:
         dict of Python floats: ``nc1``, ``nc2_h``, ``nc2_h_equinorm``,
@@ -349,8 +365,7 @@ def nc_metrics(features: torch.Tensor, labels: torch.Tensor, weight: Optional[to
         >>> sorted(nc_metrics(X, y))[:2]
         ['nc1', 'nc2_h']
     """
-    check_param("nc1_variant", nc1_variant, Options(NC1_VARIANTS), "nc_metrics")
-    check_param("batch_size", batch_size, Interval("int", 1, None, "left"), "nc_metrics")
+    nc1_variant_of(get_convention(convention, "nc_metrics"), nc1_variant, "nc_metrics")
     _check_batch(features, labels, None, None, "nc_metrics")  # types and shapes first; ranges below
     if num_classes is None and labels.numel():
         num_classes = int(labels.max()) + 1
@@ -366,7 +381,8 @@ def nc_metrics(features: torch.Tensor, labels: torch.Tensor, weight: Optional[to
                                     f"Got {tuple(bias.shape)} instead.")
     # the checks and messages of the one-pass accumulator that nc_metrics used before, kept as they were
     check_param("dim", X.shape[1], Interval("int", 1, None, "left"), "NCAccumulator")
-    acc = TwoPassNC(num_classes, X.shape[1], weight, bias, device=X.device, block_rows=batch_size)
+    acc = TwoPassNC(num_classes, X.shape[1], weight, bias, device=X.device, block_rows=batch_size,
+                    convention=convention)
     means, counts = _shifted_means(X, y, num_classes, batch_size, acc._rows)  # pass 1
     acc._counts = counts.to(torch.float64)
     acc._begin_span(means)

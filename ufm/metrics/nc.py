@@ -21,10 +21,17 @@ Conventions (also in the README):
   al., A Geometric Analysis of Neural Collapse with Unconstrained Features, 2021;
   ``*_equinorm`` = std_k ||v_k|| / mean_k ||v_k||, ``*_equiangular`` =
   mean_{j != k} |cos(v_j, v_k) + 1/(K-1)| (Papyan et al. 2020);
-* ``nc3`` = || W/||W||_F - M/||M||_F ||_F with M the centered class means (Zhu et al.);
+* ``nc3`` = || W/||W||_F - M/||M||_F ||_F with M the centered class means: the self-duality
+  distance of Papyan et al. 2020, who plot its square (Zhu et al. 2021 define NC3 otherwise, as
+  || W M^T/||W M^T||_F - (I - 11^T/K)/sqrt(K-1) ||_F: :func:`nc3_product`);
 * ``nc4`` = fraction of samples whose nearest-class-center decision
   argmin_k ||h - mu_k|| differs from the classifier's argmax_k (W h + b)_k (ties go
   to the lowest class index in both).
+
+These are the ``"ufm"`` convention. The numbers of other papers' code (the global mean over the
+samples, no 1/K, the sample std, centred W, other NC3s) are named conventions, documented in
+``ufm.metrics.conventions`` and chosen with ``convention=`` in :func:`measures`,
+:func:`~ufm.metrics.accumulators.nc_metrics` and :class:`~ufm.metrics.accumulators.TwoPassNC`.
 
 This module holds the pure measures: functions of class statistics (and of the classifier),
 batched over leading dimensions, float64 in and out. The streaming passes that produce the
@@ -40,7 +47,8 @@ from typing import Optional
 
 import torch
 
-from ufm._core.validation import Options, check_param
+from ufm._core.validation import InvalidParameterError, Options, check_param
+from ufm.metrics.conventions import NCConvention, get_convention
 
 __all__ = [
     "ClassStatistics",
@@ -51,6 +59,8 @@ __all__ = [
     "nc1",
     "nc2",
     "nc3",
+    "nc3_product",
+    "nc1_variant_of",
     "equinorm",
     "equiangularity",
     "class_statistics_balanced",
@@ -93,9 +103,17 @@ def fingerprint(means: torch.Tensor) -> str:
     return hashlib.sha1(means.detach().to(torch.float64).cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
-def between(means: torch.Tensor):
-    """(global mean (..., d), centered means (..., K, d), Sigma_B (..., d, d)) of class means (..., K, d)."""
-    global_mean = means.mean(-2)  # (..., d)
+def between(means: torch.Tensor, counts: Optional[torch.Tensor] = None):
+    """(global mean (..., d), centered means (..., K, d), Sigma_B (..., d, d)) of class means (..., K, d).
+
+    The global mean is the mean of the class means, or with ``counts`` (..., K) the mean over the
+    samples, sum_k n_k mu_k / N (conventions ``"samples"``, ``ufm.metrics.conventions``).
+    """
+    if counts is None:
+        global_mean = means.mean(-2)  # (..., d)
+    else:
+        n = counts.to(means.dtype).unsqueeze(-1)  # (..., K, 1)
+        global_mean = (n * means).sum(-2) / n.sum(-2)  # (..., d)
     centered = means - global_mean.unsqueeze(-2)  # (..., K, d)
     sigma_b = centered.transpose(-1, -2) @ centered / means.shape[-2]  # (..., d, d)
     return global_mean, centered, sigma_b
@@ -161,10 +179,11 @@ def nc2(vectors: torch.Tensor) -> torch.Tensor:
     return torch.linalg.matrix_norm(G - _etf_gram(V.shape[-2], device=V.device))
 
 
-def equinorm(vectors: torch.Tensor) -> torch.Tensor:
-    """std_k ||v_k|| / mean_k ||v_k|| (population std; Papyan et al. 2020)."""
+def equinorm(vectors: torch.Tensor, correction: int = 0) -> torch.Tensor:
+    """std_k ||v_k|| / mean_k ||v_k|| (Papyan et al. 2020): the population std (``correction=0``)
+    or the sample std (``correction=1``, sqrt(K/(K-1)) times larger, as ``torch.std``)."""
     norms = torch.linalg.vector_norm(vectors.to(torch.float64), dim=-1)  # (..., K)
-    return norms.std(-1, correction=0) / norms.mean(-1)
+    return norms.std(-1, correction=correction) / norms.mean(-1)
 
 
 def equiangularity(vectors: torch.Tensor) -> torch.Tensor:
@@ -178,12 +197,27 @@ def equiangularity(vectors: torch.Tensor) -> torch.Tensor:
 
 
 def nc3(weight: torch.Tensor, centered_means: torch.Tensor) -> torch.Tensor:
-    """|| W/||W||_F - M/||M||_F ||_F, ``weight`` and ``centered_means`` (..., K, d) (Zhu et al.)."""
+    """|| W/||W||_F - M/||M||_F ||_F, ``weight`` and ``centered_means`` (..., K, d).
+
+    The self-duality distance of Papyan et al. 2020 (who report its square); not Zhu et al.'s
+    NC3, which is :func:`nc3_product`."""
     W = weight.to(torch.float64)
     M = centered_means.to(torch.float64)
     Wn = W / torch.linalg.matrix_norm(W).unsqueeze(-1).unsqueeze(-1)
     Mn = M / torch.linalg.matrix_norm(M).unsqueeze(-1).unsqueeze(-1)
     return torch.linalg.matrix_norm(Wn - Mn)
+
+
+def nc3_product(weight: torch.Tensor, centered_means: torch.Tensor) -> torch.Tensor:
+    """|| W M^T/||W M^T||_F - (I - 11^T/K)/sqrt(K-1) ||_F, ``weight`` and ``centered_means`` (..., K, d).
+
+    NC3 as Zhu et al., A Geometric Analysis of Neural Collapse with Unconstrained Features, 2021
+    define it (and Zhou et al. 2022, on centred W): conventions ``"zhu2021"``, ``"zhou2022"``."""
+    W = weight.to(torch.float64)
+    M = centered_means.to(torch.float64)
+    P = W @ M.transpose(-1, -2)  # (..., K, K)
+    P = P / torch.linalg.matrix_norm(P).unsqueeze(-1).unsqueeze(-1)
+    return torch.linalg.matrix_norm(P - _etf_gram(W.shape[-2], device=W.device))
 
 
 def class_statistics_balanced(H: torch.Tensor, per_class: int):
@@ -230,30 +264,62 @@ def nc1_rounding_floor(H: torch.Tensor, per_class: int) -> torch.Tensor:
     return (eps * perp + eps ** 2 * total) * inverse / K
 
 
+def nc1_variant_of(convention: NCConvention, nc1_variant: str, caller: str) -> str:
+    """The NC1 variant that ``convention`` computes: ``nc1_variant`` under ``"ufm"``; each other
+    convention fixes its own 1/K, and ``nc1_variant="unnormalized"`` with one is refused."""
+    check_param("nc1_variant", nc1_variant, Options(NC1_VARIANTS), caller)
+    if convention.name == "ufm":
+        return nc1_variant
+    if nc1_variant != "normalized":
+        raise InvalidParameterError(
+            f"The 'nc1_variant' parameter of {caller} must be 'normalized' with convention "
+            f"{convention.name!r}, which fixes its own NC1 factor; use convention='ufm' for "
+            f"'unnormalized'. Got {nc1_variant!r} instead.", param="nc1_variant", value=nc1_variant,
+            expected="'normalized'")
+    return "normalized" if convention.nc1_per_class else "unnormalized"
+
+
 def measures(statistics: ClassStatistics, weight: Optional[torch.Tensor] = None, *, nc4: Optional[float] = None,
-             nc1_variant: str = "normalized", nc1_value: Optional[float] = None) -> dict:
+             nc1_variant: str = "normalized", nc1_value: Optional[float] = None, convention: str = "ufm") -> dict:
     """The NC measures of accumulated ``statistics`` (and classifier ``weight (K, d)``).
 
     The one assembly of the measures behind :func:`nc_metrics`, shared by the training loop's
     streaming evaluation. ``nc4`` is the value of an :class:`NC4Accumulator` pass (it needs
     the features again); it is reported as given, as is ``nc1_value`` (from :class:`TwoPassNC`,
-    whose statistics carry no sigma_w). Returns a dict of Python floats, keys as in
-    :func:`nc_metrics`.
+    whose statistics carry no sigma_w; it must then be of the same ``convention``). ``convention``
+    names one of ``ufm.metrics.conventions.CONVENTIONS`` (the global mean, NC1's 1/K, the
+    equinorm's std, centred W, the NC3; ``nc1_variant`` as :func:`nc1_variant_of`). Returns a dict
+    of Python floats, keys as in :func:`nc_metrics`.
     """
+    conv = get_convention(convention, "measures")
+    variant = nc1_variant_of(conv, nc1_variant, "measures")
     st = statistics
     K = st.num_classes
-    centered = st.means - st.global_mean  # (K, d)
-    value = nc1_value if nc1_value is not None else nc1(st.sigma_w, st.sigma_b, K, nc1_variant,
-                                                         centered_means=centered)
+    if conv.global_mean == "class means":
+        centered, sigma_b = st.means - st.global_mean, st.sigma_b  # (K, d), (d, d)
+    else:
+        _, centered, sigma_b = between(st.means, st.counts)
+    value = nc1_value if nc1_value is not None else nc1(st.sigma_w, sigma_b, K, variant, centered_means=centered)
+    c = conv.equinorm_correction
     if weight is None:
-        out = {"nc1": value, "nc2_h": nc2(centered), "nc2_h_equinorm": equinorm(centered),
+        out = {"nc1": value, "nc2_h": nc2(centered), "nc2_h_equinorm": equinorm(centered, c),
                "nc2_h_equiangular": equiangularity(centered)}
     else:
         W = weight.to(dtype=torch.float64, device=centered.device)  # (K, d)
         both = torch.stack([centered, W])  # (2, K, d): the measures are batched over the leading dimension
-        g, n, a = nc2(both), equinorm(both), equiangularity(both)  # (2,) each
+        g, n, a = nc2(both), equinorm(both, c), equiangularity(both)  # (2,) each
+        Wc = W - W.mean(0) if conv.center_w else W  # (K, d): the rows NC2 (Gram) and NC3 read
         out = {"nc1": value, "nc2_h": g[0], "nc2_h_equinorm": n[0], "nc2_h_equiangular": a[0],
-               "nc2_w": g[1], "nc2_w_equinorm": n[1], "nc2_w_equiangular": a[1], "nc3": nc3(W, centered)}
+               "nc2_w": g[1] if Wc is W else nc2(Wc), "nc2_w_equinorm": n[1], "nc2_w_equiangular": a[1],
+               "nc3": _nc3_of(conv, Wc, centered)}
         if nc4 is not None:
             out["nc4"] = nc4
     return {k: float(v) for k, v in out.items()}
+
+
+def _nc3_of(convention: NCConvention, W: torch.Tensor, centered: torch.Tensor) -> torch.Tensor:
+    """The NC3 that ``convention`` names, of classifier rows ``W`` and centred means (K, d)."""
+    if convention.nc3 == "product":
+        return nc3_product(W, centered)
+    value = nc3(W, centered)
+    return value ** 2 if convention.nc3 == "squared difference" else value

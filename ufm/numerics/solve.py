@@ -19,7 +19,8 @@ their trajectories are merged onto the steps one batch would record.
 its arguments and runs it from seeded random starts. What is recorded along the way beyond the
 objective and the gradient norm is the caller's business: a ``recorder`` maps the current
 (W, H, b) to named (B,) tensors (``ufm.analysis.tracking`` passes the NC measures), so this
-module measures nothing itself.
+module measures nothing itself; nor does it render anything: a progress display passes an
+``on_step`` hook (:data:`OnStep`; the command line's is ``ufm.report.progress``).
 
 Dtype and device: float64 by default; CUDA when available, else CPU; both overridable.
 Initial points are drawn on the CPU from each configuration's seed and then moved, so
@@ -27,22 +28,26 @@ they do not depend on the device or on the batch composition.
 """
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 
-from ufm._core.validation import (Interval, InvalidParameterError, Options, OrNone, validate_params,
-                                  warn_closed_form)
+from ufm._core.validation import (SEED, Interval, InvalidParameterError, Options, OrNone, check_param,
+                                  validate_params, warn_closed_form)
 from ufm.numerics.methods import METHODS, Method
 from ufm.numerics.objective import UFMObjective
 from ufm.problem import UFMProblem
 
-__all__ = ["solve", "iterate", "SolveResult", "IterateResult", "SolverDivergedError", "Recorder"]
+__all__ = ["solve", "iterate", "SolveResult", "IterateResult", "SolverDivergedError", "Recorder", "OnStep"]
 
 #: a recorder maps views W (B, K, d), H (B, d, N), b (B, K) of the current point to named (B,) tensors
 Recorder = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Dict[str, torch.Tensor]]
+#: a progress hook: ``on_step(step, max_steps, grad_norm, tol)`` with ``grad_norm`` the largest
+#: ||grad f|| of the configurations still running (of all of them once none is); it only reads
+OnStep = Callable[[int, int, float, float], None]
 #: an objective above this many times max(1, |f(x0)|) has diverged
 DIVERGENCE_FACTOR = 1e8
 
@@ -67,7 +72,11 @@ class SolveResult:
         trajectory: ``None``, or a dict of ``step (T,)``, ``objective`` and ``grad_norm`` (each
             ``(T, B)``) and whatever the recorder adds (``ufm.solve`` adds ``nc1``, ``nc2_h``,
             ``nc3``), recorded every ``record_every`` steps and at the last step.
-        method, options, seeds: how it was solved.
+        method, options, seeds: how it was solved (``seeds[i]`` started configuration i).
+
+    The per-configuration numbers are tensors on the solve's device (``status`` and ``seeds``, a
+    string and an int per configuration, are lists); :meth:`to_dict` gives everything as plain
+    Python values (nested lists), for JSON.
     """
 
     problems: List[UFMProblem]
@@ -86,6 +95,18 @@ class SolveResult:
 
     def __len__(self) -> int:
         return len(self.problems)
+
+    def to_dict(self) -> dict:
+        """Every field as plain values: problems as dicts, tensors as nested lists, the trajectory
+        (when recorded) as a dict of lists."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["problems"] = [p.to_dict() for p in self.problems]
+        for k, v in out.items():
+            if isinstance(v, torch.Tensor):
+                out[k] = v.tolist()
+        if self.trajectory is not None:
+            out["trajectory"] = {k: v.tolist() for k, v in self.trajectory.items()}
+        return out
 
     @property
     def labels(self) -> torch.Tensor:
@@ -139,7 +160,8 @@ class _Progress:
 def iterate(objective: UFMObjective, method: Method, x: torch.Tensor, *, tol: float, max_steps: int,
             patience: Optional[int] = None, record_every: int = 0,
             on_record: Optional[Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], bool]] = None,
-            on_divergence: str = "raise", describe: Callable[[int], str] = str, first: int = 0) -> IterateResult:
+            on_divergence: str = "raise", describe: Callable[[int], str] = str, first: int = 0,
+            on_step: Optional[OnStep] = None) -> IterateResult:
     """Run ``method`` on ``objective`` from ``x (B, P)``: the one loop of every solve.
 
     A configuration stops when ||grad f|| < ``tol`` (``tol = 0``: never), when it stalls (no new
@@ -150,6 +172,8 @@ def iterate(objective: UFMObjective, method: Method, x: torch.Tensor, *, tol: fl
     start raises :class:`SolverDivergedError` (``on_divergence="raise"``, naming the step and
     ``describe(i)``) or is frozen at its last finite point and reported in ``diverged_at``
     (``"freeze"``). ``first``: the index of ``x``'s first row in the caller's batch, for that message.
+    ``on_step`` (:data:`OnStep`, for progress displays) is called at step 0 and after every step;
+    it changes nothing in the loop.
     """
     f, g = objective.value_and_grad(x)
     f0 = f.abs().clamp(min=1.0)
@@ -161,6 +185,8 @@ def iterate(objective: UFMObjective, method: Method, x: torch.Tensor, *, tol: fl
     diverged_at: List[Optional[int]] = [None] * objective.B
     progress = _Progress.start(gnorm)
     step, recorded = 0, None
+    if on_step is not None:
+        on_step(0, max_steps, _largest(gnorm, active), tol)
     if on_record is not None:
         recorded = 0
         if on_record(0, x, f, gnorm, diverged):
@@ -185,6 +211,8 @@ def iterate(objective: UFMObjective, method: Method, x: torch.Tensor, *, tol: fl
         x, f, g, gnorm = x_new, f_new, g_new, gnorm_new
         steps = steps + accept.to(torch.int64)
         active = accept & ~progress.stalls(gnorm, failed, accept, tol, patience) & (gnorm >= tol)
+        if on_step is not None:
+            on_step(step, max_steps, _largest(gnorm, active), tol)
         if on_record is not None and record_every and step % record_every == 0:
             recorded = step
             if on_record(step, x, f, gnorm, diverged):
@@ -192,6 +220,11 @@ def iterate(objective: UFMObjective, method: Method, x: torch.Tensor, *, tol: fl
     if on_record is not None and recorded != step:
         on_record(step, x, f, gnorm, diverged)
     return IterateResult(x, f, gnorm, steps, progress.stalled, diverged_at, step)
+
+
+def _largest(gnorm: torch.Tensor, active: torch.Tensor) -> float:
+    """The largest ``gnorm (B,)`` over the ``active (B,)`` configurations; over all if none is."""
+    return float(torch.where(active, gnorm, 0.0).max() if bool(active.any()) else gnorm.max())
 
 
 def _raise_diverged(method: Method, step: int, i: int, f_new: torch.Tensor, describe, first: int) -> None:
@@ -239,6 +272,8 @@ def _method_options(method: str, **given) -> dict:
 
 def _seeds(seeds, count: int) -> List[int]:
     out = [int(seeds)] * count if isinstance(seeds, numbers.Integral) else [int(s) for s in seeds]
+    for s in out:
+        check_param("seeds", s, SEED, "solve")
     if len(out) != count:
         raise InvalidParameterError(f"The 'seeds' parameter of solve must be an int or hold one seed per problem "
                                     f"({count}). Got {len(out)} seeds instead.", param="seeds", value=seeds)
@@ -258,20 +293,25 @@ _POSITIVE = Interval("float", 0, None, "neither")
     "init_scale": _POSITIVE,
     "record_every": Interval("int", 0, None, "left"),
     "patience": OrNone(Interval("int", 1, None, "left")),
+    "pairing": Options(("zip", "product")),
 })
 def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "lbfgs",
           seeds: Union[int, Sequence[int]] = 0, tol: float = 1e-10, max_steps: Optional[int] = None,
           lr: Optional[float] = None, momentum: Optional[float] = None, history: Optional[int] = None,
           init_scale: float = 1.0, dtype: torch.dtype = torch.float64, device=None,
           record_every: int = 0, initial_point: Optional[torch.Tensor] = None,
-          patience: Optional[int] = None, recorder: Optional[Recorder] = None) -> SolveResult:
+          patience: Optional[int] = None, recorder: Optional[Recorder] = None,
+          on_step: Optional[OnStep] = None, pairing: str = "zip") -> SolveResult:
     """Solve a batch of UFM problems from random initial points.
 
     Args:
         problems: one UFMProblem or a sequence sharing (K, d, n, loss).
         method: ``"gd"`` (gradient descent), ``"momentum"`` (heavy ball) or ``"lbfgs"``.
-        seeds: one seed for all configurations, or one per configuration (``seeds[i]`` starts
-            ``problems[i]``).
+        seeds: one seed for all configurations, or a sequence: with ``pairing="zip"`` (the
+            default) one per configuration, ``seeds[i]`` starting ``problems[i]``; with
+            ``pairing="product"`` every problem from every seed, problem-major (configuration
+            ``i * len(seeds) + j`` is ``problems[i]`` from ``seeds[j]``; ``result.problems`` and
+            ``result.seeds`` list them in that order).
         tol: stop a configuration when ||grad f||_2 < tol (over all of W, H, b).
         max_steps: step cap (default 100000 for gd/momentum, 5000 for lbfgs).
         lr: step size of gd/momentum (default 0.5); momentum: mu (default 0.9);
@@ -284,6 +324,9 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
         patience: stop a configuration as ``"stalled"`` after this many steps without a new
             best gradient norm (default 100 for lbfgs, 5000 for gd/momentum).
         recorder: maps (W, H, b) to named (B,) tensors recorded beside the objective.
+        on_step: a progress hook (:data:`OnStep`), called at step 0 and after every step; the
+            result does not depend on it. A batch solved in consecutive parts (on the CPU,
+            :data:`PART_BYTES`) shows it each part's loop in turn, from step 0.
 
     Returns:
         SolveResult with tensors in ``dtype`` on ``device``.
@@ -294,6 +337,9 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
             configuration and suggests a smaller learning rate.
     """
     problems = _check_problems(problems)
+    if pairing == "product":
+        seeds = [int(seeds)] if isinstance(seeds, numbers.Integral) else list(seeds)
+        problems, seeds = [p for p in problems for _ in seeds], [s for _ in problems for s in seeds]
     cls = METHODS[method]
     max_steps = cls.max_steps if max_steps is None else max_steps
     patience = cls.patience if patience is None else patience
@@ -312,7 +358,8 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
                                     f"({obj.B}, {obj.num_params}). Got {tuple(x.shape)} instead.",
                                     param="initial_point")
     parts = [_solve_part(problems, start, stop, x[start:stop], cls, options, obj.device,
-                         dict(tol=tol, max_steps=max_steps, patience=patience, record_every=record_every), recorder)
+                         dict(tol=tol, max_steps=max_steps, patience=patience, record_every=record_every,
+                              on_step=on_step), recorder)
              for start, stop in _chunks(obj, cls, options)]
     ends = [end for end, _ in parts]
     W, H, b = obj.unpack(torch.cat([end.x for end in ends]))

@@ -36,7 +36,7 @@ from typing import Callable, Optional
 
 import torch
 
-from ufm._core.io import atomic_write_text, environment, read_json, write_json
+from ufm._core.io import atomic_write_text, environment, read_json, writable_folder, write_json
 from ufm._version import __version__
 from ufm.analysis.tracking import gd_trajectories, summarize_trajectories
 from ufm.analysis.verify import alpha_sweep, default_grid, summarize_rows, verify
@@ -236,13 +236,14 @@ def _experiment(out: Path):
 def run_demo(out, *, quick: bool = False, force: bool = False, log: Optional[Callable[[str], None]] = print) -> Path:
     """Run every stage (reusing finished ones), then build figures and ``report.md``.
 
-    Returns the path of the report.
+    ``log`` receives one line as each stage starts (``[verify] running ...``, or ``[verify]
+    reusing PATH``) and one as it ends (``[verify] done in 1.2 s -> PATH``); None: no lines
+    (``ufm demo`` writes them on stderr, ``--quiet`` drops them). Returns the path of the report.
     """
     from ufm.report.markdown import build_report
 
     log = log or (lambda msg: None)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_folder(out)
     torch.manual_seed(0)
     cfg = demo_config(quick)
     deriv = _stage(out, "derivation", {"loss": "label_smoothing", "hessian": not quick}, _derivation, force, log)
@@ -259,6 +260,4 @@ def run_demo(out, *, quick: bool = False, force: bool = False, log: Optional[Cal
     _stage(out, "experiment", cfg["experiment"], _experiment(out), force, log)
     # the claims read the records of every stage above, so they are judged again on every run
     _stage(out, "claims", {"folders": ["."]}, _claims(out), True, log)
-    report = build_report(out)
-    log(f"report: {report}")
-    return report
+    return build_report(out)

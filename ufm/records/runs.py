@@ -45,7 +45,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from ufm._core.io import read_json, to_jsonable, write_json
+from ufm._core.io import missing_folders, read_json, remove_empty, to_jsonable, writable_folder, write_json
 from ufm._core.validation import InvalidParameterError
 
 __all__ = ["CONFIG", "RECORDS", "CHECKPOINT", "PROGRESS", "LOCK", "EXPERIMENT", "RUNS", "experiment_runs",
@@ -157,7 +157,9 @@ class FolderLock:
     """An exclusive lock on a run folder (``.lock``, fcntl), so two processes never write one run.
 
     ``active=False`` (a process that does not write, e.g. rank > 0) takes no lock. Where fcntl
-    does not exist (not POSIX) there is no lock.
+    does not exist (not POSIX) there is no lock. When the run fails, the lock file this lock made is
+    removed (a lock means nothing once released), and so are the folders it created if they are
+    empty: a run refused before it starts leaves nothing behind.
 
     Raises:
         RunMismatchError: (``param="out"``) another process holds the lock.
@@ -165,6 +167,8 @@ class FolderLock:
 
     def __init__(self, out, active: bool = True):
         self.out, self.active, self.fh = Path(out), active, None
+        self.created: list = []  # the folders this lock made, deepest first
+        self.had_lock = False
 
     def __enter__(self):
         if not self.active:
@@ -173,7 +177,9 @@ class FolderLock:
             import fcntl
         except ImportError:  # not POSIX: no lock
             return self
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.created = missing_folders(self.out)
+        self.had_lock = (self.out / LOCK).exists()
+        writable_folder(self.out)
         self.fh = open(self.out / LOCK, "w")
         try:
             fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -187,5 +193,8 @@ class FolderLock:
 
     def __exit__(self, *exc):
         if self.fh is not None:
+            if exc[0] is not None and not self.had_lock:  # the lock file means nothing once released
+                (self.out / LOCK).unlink()  # so a run that fails leaves no file it did not need
+                remove_empty(self.created)
             self.fh.close()
             self.fh = None

@@ -14,25 +14,62 @@ import sqlite3
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ufm._core.validation import DataFileError
+
 __all__ = ["SweepStore", "PAGE_SIZE"]
 
 #: the page size of a new store (SQLite's largest): a sweep writes many rows at once
 PAGE_SIZE = 65536
 
 
+def _not_a_store(path: Path, err: Exception) -> DataFileError:
+    return DataFileError(f"{path} is not a sweep store ({err}): move it away, or use another folder")
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the existing store ``path``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    uri = path.resolve().as_uri()
+    for mode in ("mode=ro", "immutable=1"):
+        conn = sqlite3.connect(f"{uri}?{mode}", uri=True)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:  # a WAL store in a read-only folder: its -shm cannot be made
+            conn.close()
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise _not_a_store(path, e) from None
+    raise sqlite3.OperationalError(f"cannot open {path} for reading")
+
+
 class SweepStore:
     """Finished points by key: configuration, results (a dict per component), status, error."""
 
-    def __init__(self, path):
+    def __init__(self, path, readonly: bool = False):
+        """Open (or create) the store at ``path``. ``readonly``: open an existing store for reading
+        only, which works in a read-only folder or file system (SQLite's ``mode=ro``, else
+        ``immutable=1`` when not even the write-ahead log's index can be created); a missing file
+        is a ``FileNotFoundError`` then."""
         self.path = Path(path)
+        if readonly:
+            self.conn = _open_readonly(self.path)
+            return
         self.conn = sqlite3.connect(str(self.path))
-        self.conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file only: fewer, larger writes
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        with self.conn:
-            self.conn.execute("CREATE TABLE IF NOT EXISTS points (key TEXT PRIMARY KEY, config TEXT NOT NULL, "
-                              "result TEXT NOT NULL, components TEXT NOT NULL, status TEXT NOT NULL, error TEXT)")
-            self.conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        try:
+            self.conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file only: fewer, larger writes
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            with self.conn:
+                self.conn.execute("CREATE TABLE IF NOT EXISTS points (key TEXT PRIMARY KEY, config TEXT NOT NULL, "
+                                  "result TEXT NOT NULL, components TEXT NOT NULL, status TEXT NOT NULL, error TEXT)")
+                self.conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        except sqlite3.Error as e:
+            self.conn.close()
+            if isinstance(e, sqlite3.DatabaseError) and not isinstance(e, sqlite3.OperationalError):
+                raise _not_a_store(self.path, e) from None
+            raise
 
     def close(self) -> None:
         self.conn.close()

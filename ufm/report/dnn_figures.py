@@ -9,13 +9,15 @@ Curves are the mean over seeds per alpha, with the range over seeds shaded, exce
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from ufm.report.folders import save_figure  # noqa: E402
 
 __all__ = ["FIGURES", "draw_figures", "final_values"]
 
@@ -56,20 +58,15 @@ def _colors(alphas):
     return {a: ("tab:red" if a == 0 else cmap(0.15 + 0.7 * i / max(1, len(alphas) - 1))) for i, a in enumerate(alphas)}
 
 
-def _save(fig, path):
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def _errorbar(ax, alphas, vals, fmt="-o", **kw):
     """Mean ± std over seeds against alpha."""
     ax.errorbar(alphas, [v.mean() if len(v) else np.nan for v in vals], yerr=[v.std() if len(v) else 0 for v in vals],
                 fmt=fmt, ms=4, capsize=3, **kw)
 
 
-def draw_figures(out, runs: List[dict], validation: dict) -> List[Path]:
-    """Draw every figure of :data:`FIGURES` into ``out``; returns their paths, in that order."""
+def draw_figures(out, runs: List[dict], validation: dict, formats: Sequence[str] = ("png",)) -> List[Path]:
+    """Draw every figure of :data:`FIGURES` into ``out``, in each of ``formats`` (``ufm.report.folders.FORMATS``);
+    returns their paths, in that order (each figure's formats together)."""
     out = Path(out)
     alphas = sorted({r["alpha"] for r in runs})
     col = _colors(alphas)
@@ -77,8 +74,7 @@ def draw_figures(out, runs: List[dict], validation: dict) -> List[Path]:
     paths = []
     for name, figure in zip(FIGURES, draw):
         fig = figure(runs, alphas, col, validation)
-        paths.append(out / name)
-        _save(fig, paths[-1])
+        paths += save_figure(fig, out / Path(name).stem, formats)
     return paths
 
 
@@ -181,24 +177,83 @@ def _norms_vs_alpha(runs, alphas, col, validation):
     return fig
 
 
-def _ufm_predictions(runs, alphas, col, validation):
-    """p_off - alpha/K against alpha (the UFM: independent of alpha), and the UFM-style runs'
-    relative errors against epochs (without such runs: NC1 against epochs)."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+def _agreement_check(validation: dict):
+    """(check, group number, group count) of the first group's ``p_off - alpha/K`` check; None without one."""
+    groups = [g for g in validation.get("groups", []) if any(c["prediction"].startswith("p_off") for c in g["checks"])]
+    if not groups:
+        return None
+    return next(c for c in groups[0]["checks"] if c["prediction"].startswith("p_off")), 1, len(groups)
+
+
+def _limits(ax, values, pad: float = 0.08, log: bool = False) -> None:
+    """y-limits holding every finite value of ``values`` (measured values and the band alike)."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x) and (x > 0 or not log)], dtype=float)
+    if not v.size:
+        return
+    if log:
+        ax.set_ylim(v.min() / 2, v.max() * 2)
+    else:
+        span = (v.max() - v.min()) or abs(v.max()) or 1.0
+        ax.set_ylim(v.min() - pad * span, v.max() + pad * span)
+
+
+def _p_off_panel(ax, runs, alphas, validation) -> None:
+    """p_off - alpha/K (mean ± std over seeds) with the check's band: the values its criterion calls equal,
+    within AGREE_RTOL of the largest magnitude below the largest value."""
     K = runs[0]["meta"]["model"]["num_classes"]
-    _errorbar(axes[0], alphas, [final_values(runs, a, "train", "p_off") - a / K for a in alphas], label="measured")
-    axes[0].set_xlabel(r"$\alpha$")
-    axes[0].set_title(r"$p_{\mathrm{off}} - \alpha/K$ (train, last epoch);" "\nUFM: independent of α", fontsize=9)
+    vals = [final_values(runs, a, "train", "p_off") - a / K for a in alphas]
+    _errorbar(ax, alphas, vals, label="measured (mean ± std over seeds)")
+    shown = [x for v in vals if len(v) for x in (v.mean() - v.std(), v.mean() + v.std())]
+    found = _agreement_check(validation)
+    title = r"$p_{\mathrm{off}} - \alpha/K$ (train, last epoch); UFM: independent of α"
+    if found is None:
+        title += "\n(no p_off check in validation.json: no band)"
+    else:
+        check, i, n = found
+        rtol = validation["tolerances"]["AGREE_RTOL"]
+        m = [float(v) for v in check["measured"].values() if v is not None and np.isfinite(v)]
+        if m:
+            top, scale = max(m), max(abs(x) for x in m)
+            ax.axhline(top, color="0.3", lw=0.8, gid="prediction", label="a constant (the largest value)")
+            ax.axhspan(top - rtol * scale, top, color="tab:green", alpha=0.15, gid="band",
+                       label=f"agreement band: spread < {rtol:g}")
+            shown += [top - rtol * scale, top]
+        verdict = "holds" if check["holds"] else "does not hold"
+        title += f"\ncheck: {check['criterion']}, spread {_g(check.get('value'))}: {verdict}" + \
+                 (f" (group {i} of {n})" if n > 1 else "")
+    _limits(ax, shown)
+    ax.set_xlabel(r"$\alpha$")
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=6)
+
+
+def _g(v) -> str:
+    return "nan" if v is None else f"{v:.3g}"
+
+
+def _ufm_predictions(runs, alphas, col, validation):
+    """The UFM's predictions against the measurements, each on an axis holding the prediction's
+    tolerance band and the measured values: p_off - alpha/K against alpha (:func:`_p_off_panel`),
+    and the UFM-style runs' relative errors against epochs with the tolerance UFM_RTOL (without
+    such runs: NC1 against epochs)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    _p_off_panel(axes[0], runs, alphas, validation)
     ufm_runs = validation.get("ufm_runs", [])
+    shown = []
     for r in ufm_runs:
         for c in r["checks"]:
             e = [p["epoch"] for p in c["curve"]]
-            axes[1].plot(e, [np.nan if p["rel_error"] is None else p["rel_error"] for p in c["curve"]],
-                         label=f"{Path(r['run']).name}: {c['quantity']}")
+            errors = [np.nan if p["rel_error"] is None else p["rel_error"] for p in c["curve"]]
+            axes[1].plot(e, errors, label=f"{Path(r['run']).name}: {c['quantity']}")
+            shown += errors
     if ufm_runs:
+        rtol = validation["tolerances"]["UFM_RTOL"]
+        axes[1].axhline(rtol, color="tab:green", ls="--", lw=1, gid="band", label=f"tolerance {rtol:g}")
         axes[1].set_yscale("log")
+        _limits(axes[1], shown + [rtol], log=True)
         axes[1].set_xlabel("epoch")
-        axes[1].set_title("UFM-style runs: |measured - closed form| / closed form", fontsize=9)
+        axes[1].set_title("UFM-style runs: |measured - closed form| / closed form\n(holds below the tolerance at the "
+                          "last epoch)", fontsize=8)
         axes[1].legend(fontsize=6)
     else:
         for a in alphas:

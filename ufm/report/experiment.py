@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List
 
-from ufm._core.io import atomic_write_text, read_json
+from ufm._core.io import atomic_write_text, read_json, writable_folder
 from ufm.records.runs import EXPERIMENT, experiment_runs, read_config, read_records
 from ufm.report.dnn_figures import FIGURES, draw_figures, final_values
 from ufm.report.validation import validation_markdown
@@ -18,12 +18,19 @@ from ufm.report.validation import validation_markdown
 __all__ = ["render_experiment", "load_runs", "summary_table", "experiment_markdown"]
 
 
+def _spec(out: Path) -> dict:
+    """``experiment.json``, or for a run folder (``ufm train``, ``ufm.Tracker``) a one-run experiment named after it."""
+    return read_json(out / EXPERIMENT) if (out / EXPERIMENT).is_file() else {"name": out.name,
+                                                                               "description": "One training run."}
+
+
 def load_runs(out) -> List[dict]:
-    """[{name, alpha, seed, mode, meta, records}] of the experiment folder ``out``, in run order."""
+    """[{name, alpha, seed, mode, meta, records}] of the experiment folder ``out``, in run order (a
+    run folder: its one run)."""
     out = Path(out)
-    spec = read_json(out / EXPERIMENT)
+    spec = _spec(out)
     runs = []
-    for run in experiment_runs(out):
+    for run in experiment_runs(out) if (out / EXPERIMENT).is_file() else [out]:
         meta = read_config(run)
         runs.append({"name": run.name, "alpha": meta["config"]["alpha"], "seed": meta["config"]["seed"],
                      "mode": meta["config"]["mode"], "meta": meta, "records": read_records(run)})
@@ -32,18 +39,24 @@ def load_runs(out) -> List[dict]:
     return runs
 
 
-def render_experiment(out) -> List[Path]:
-    """Draw the experiment's figures (:data:`~ufm.report.dnn_figures.FIGURES`), write ``report.md``
-    and, when ``validation.json`` exists, ``validation.md``; returns the paths of the figures
-    and of ``report.md``."""
+def render_experiment(out, formats=("png",), to=None) -> List[Path]:
+    """Draw the figures (:data:`~ufm.report.dnn_figures.FIGURES`, in each of ``formats``) of the
+    experiment (or run) folder ``out`` into ``to`` (None: ``out``), write ``report.md`` there and,
+    when ``validation.json`` exists, ``validation.md``; returns the paths of the figures and of
+    ``report.md``. ``out`` is only read, so it may be read-only when ``to`` is another folder.
+
+    Raises:
+        NotWritableError: ``to`` cannot be written to; raised before any figure is drawn.
+    """
     out = Path(out)
     runs = load_runs(out)
     validation = read_json(out / "validation.json") if (out / "validation.json").is_file() else {}
-    paths = draw_figures(out, runs, validation)
-    atomic_write_text(out / "report.md", experiment_markdown(out, runs, validation))
+    to = writable_folder(out if to is None else to)
+    paths = draw_figures(to, runs, validation, formats)
+    atomic_write_text(to / "report.md", experiment_markdown(out, runs, validation))
     if validation:
-        atomic_write_text(out / "validation.md", validation_markdown(validation))
-    return [*paths, out / "report.md"]
+        atomic_write_text(to / "validation.md", validation_markdown(validation))
+    return [*paths, to / "report.md"]
 
 
 def summary_table(runs: List[dict]) -> List[str]:
@@ -70,7 +83,7 @@ def experiment_markdown(out, runs: List[dict], validation: Dict) -> str:
     """The experiment's report: the last records per alpha (mean ± std over seeds), the
     UFM checks and the figures."""
     out = Path(out)
-    spec = read_json(out / EXPERIMENT)
+    spec = _spec(out)
     alphas = sorted({r["alpha"] for r in runs})
     seeds = sorted({r["seed"] for r in runs})
     last_epoch = max(rec["epoch"] for r in runs for rec in r["records"])

@@ -5,7 +5,7 @@ import math
 from pathlib import Path
 from typing import List
 
-from ufm._core.io import atomic_write_text, read_json
+from ufm._core.io import atomic_write_text, read_json, writable_folder
 from ufm.report import figures
 
 __all__ = ["build_report", "RECORDS"]
@@ -112,9 +112,10 @@ def _kappa_table(rec: dict) -> List[str]:
             v = summ.get(dfn)
             if v is None:
                 cells.append("n/a")
-            elif v["kappa_ls"]:
-                hi = max(v["kappa_ls"], key=float)
-                cells.append(f"{v['verdict']} (CE {_fmt(v['kappa_ce'])}, alpha={hi}: {_fmt(v['kappa_ls'][hi])})")
+            elif max(v["alphas"]) > 0 and min(v["alphas"]) == 0:
+                kappa = dict(zip(v["alphas"], v["kappa"]))
+                hi = max(kappa)
+                cells.append(f"{v['verdict']} (CE {_fmt(kappa[0.0])}, alpha={hi:g}: {_fmt(kappa[hi])})")
             else:
                 cells.append(v["verdict"])
         if any(c != "n/a" for c in cells):
@@ -289,13 +290,13 @@ def _sweep_section(rec: dict, figures: List[Path], out: Path) -> List[str]:
     return lines + [""]
 
 
-def _experiment_section(rec: dict, out: Path) -> List[str]:
+def _experiment_section(rec: dict, out: Path, to: Path) -> List[str]:
     from ufm.report.experiment import load_runs, render_experiment, summary_table
     from ufm.report.validation import validation_markdown
 
     c = rec["config"]
     folder = out / rec["folder"]
-    render_experiment(folder)  # figures and folder/report.md, from the run records alone
+    render_experiment(folder, to=to / rec["folder"])  # figures and report.md, from the run records alone
 
     lines = ["## 8. Networks: CE vs LS (the mnist1d-mlp experiment, short form)", "",
              f"`ufm experiment mnist1d-mlp` shortened to {c['epochs']} epochs, alpha in {c['alphas']}, seeds "
@@ -350,29 +351,35 @@ def _header(rec: dict, out: Path) -> List[str]:
             + d["latex_ce"]["threshold"] + "$.", ""]
 
 
-def _figures(rec: dict, out: Path) -> List[Path]:
-    """The demo's figures from its records; returns the sweep's."""
+def _figures(rec: dict, out: Path, to: Path) -> List[Path]:
+    """The demo's figures from the records in ``out``, drawn into ``to``; returns the sweep's."""
     from ufm.report.regime_figures import regime_figure
     from ufm.report.sweep_figures import plot_sweep
 
-    figures.plot_verify(rec["verify"], out / "fig_verify.png")
-    figures.plot_alpha_sweep(rec["alpha_sweep"], out / "fig_alpha.png")
-    figures.plot_trajectory(rec["trajectory"], out / "fig_trajectory.png")
-    figures.plot_conditioning(rec["conditioning"], out / "fig_conditioning.png")
+    figures.plot_verify(rec["verify"], to / "fig_verify.png")
+    figures.plot_alpha_sweep(rec["alpha_sweep"], to / "fig_alpha.png")
+    figures.plot_trajectory(rec["trajectory"], to / "fig_trajectory.png")
+    figures.plot_conditioning(rec["conditioning"], to / "fig_conditioning.png")
     m = rec["regimes"]["config"]
-    regime_figure(out / "fig_regimes.png", K=m["figure"]["K"], lambda_ratio=m["figure"]["lambda_ratio"],
+    regime_figure(to / "fig_regimes.png", K=m["figure"]["K"], lambda_ratio=m["figure"]["lambda_ratio"],
                   per_class=m["per_class"], alpha_max=m["alpha_max"])
-    figures.plot_convergence(rec["convergence"], out / "fig_convergence.png",
+    figures.plot_convergence(rec["convergence"], to / "fig_convergence.png",
                              rule=rec["convergence"]["settings"]["rules"][0])
-    figures.plot_rates(rec["convergence"], out / "fig_rates.png")
-    return plot_sweep(out / rec["sweep"]["folder"])
+    figures.plot_rates(rec["convergence"], to / "fig_rates.png")
+    return plot_sweep(out / rec["sweep"]["folder"], to=to / rec["sweep"]["folder"])
 
 
-def build_report(out) -> Path:
-    """Build the figures and ``report.md`` in ``out`` from ``out/records/*.json``."""
+def build_report(out, to=None) -> Path:
+    """Build the figures and ``report.md`` from ``out/records/*.json`` into ``to`` (None: ``out``,
+    which is otherwise only read).
+
+    Raises:
+        NotWritableError: ``to`` cannot be written to; raised before any figure is drawn.
+    """
     out = Path(out)
     rec = {name: read_json(out / "records" / f"{name}.json") for name in RECORDS}
-    sweep_figs = _figures(rec, out)
+    to = writable_folder(out if to is None else to)
+    sweep_figs = _figures(rec, out, to)
     lines = _header(rec, out)
     lines += _verify_section(rec["verify"])
     lines += _alpha_section(rec["alpha_sweep"])
@@ -382,9 +389,9 @@ def build_report(out) -> Path:
     lines += _conditioning_section(rec["conditioning"], rec["regimes"], link)
     lines += _convergence_section(rec["convergence"])
     lines += _sweep_section(rec["sweep"], sweep_figs, out)
-    lines += _experiment_section(rec["experiment"], out)
+    lines += _experiment_section(rec["experiment"], out, to)
     lines += ["## Run time", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v['seconds']:.1f} |" for k, v in rec.items()]
-    path = out / "report.md"
+    path = to / "report.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

@@ -52,11 +52,42 @@ def closed_form_lines(cf, latex: Optional[Mapping[str, str]] = None) -> List[str
     return lines
 
 
+#: the columns of a closed-form table (``ufm closed-form`` with lists): the problem, then the values
+CLOSED_FORM_COLUMNS = ("K", "n", "d", "lambda_w", "lambda_h", "lambda_b", "alpha") + _CLOSED_FORM_KEYS[:-1] + (
+    "threshold", "reg_strength", "trivial", "applies")
+
+
+def closed_form_rows(cfs) -> List[list]:
+    """One row per ``ClosedForm``, the columns of CLOSED_FORM_COLUMNS (numbers as they are)."""
+    return [[cf.problem.K, cf.problem.n, cf.problem.d, cf.problem.lambda_w, cf.problem.lambda_h, cf.problem.lambda_b,
+             cf.problem.alpha, *[getattr(cf, k) for k in CLOSED_FORM_COLUMNS[7:]]] for cf in cfs]
+
+
+def closed_form_table(cfs) -> List[str]:
+    """Closed forms as an aligned text table, one problem a row (floats to 6 significant digits)."""
+    cells = [[("yes" if v else "no") if isinstance(v, bool) else f"{v:.6g}" if isinstance(v, float) else str(v)
+              for v in row] for row in closed_form_rows(cfs)]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(CLOSED_FORM_COLUMNS)]
+    return ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in [list(CLOSED_FORM_COLUMNS), *cells]]
+
+
+def closed_form_csv(cfs) -> str:
+    """Closed forms as CSV: a header of CLOSED_FORM_COLUMNS, one problem a row (full precision)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CLOSED_FORM_COLUMNS)
+    writer.writerows(closed_form_rows(cfs))
+    return buf.getvalue()
+
+
 _SOLVE_KEYS = ("logit_gap", "p_true", "w_norm", "h_norm", "objective")
 _NC_KEYS = ("nc1", "nc2_h", "nc2_w", "nc3", "nc4")
 
 
-def solve_lines(out: Mapping, nc1_variant: str = "normalized") -> List[str]:
+def solve_lines(out: Mapping, nc1_variant: str = "normalized", convention: str = "ufm") -> List[str]:
     """``solve_and_compare``'s result: the solver's outcome, numeric against closed-form values,
     and the NC metrics (``nc1_variant`` as measured)."""
     m, solver = out["numeric"], out["solver"]
@@ -73,8 +104,27 @@ def solve_lines(out: Mapping, nc1_variant: str = "normalized") -> List[str]:
         lines.append(f"  {'bias':<10} {m['bias_distance']:16.3g} {'(distance to the optimal set)':>27}")
     if "orbit" in m:
         lines.append(f"  distance to the minimizer orbit (relative): {m['orbit']:.3g}")
-    variant = "tr/K" if nc1_variant == "normalized" else "tr, no 1/K"
+    variant = ("tr/K" if nc1_variant == "normalized" else "tr, no 1/K") if convention == "ufm" else \
+        f"convention {convention}"
     lines.append(f"  NC metrics ({variant}): " + ", ".join(f"{k}={m[k]:.3g}" for k in _NC_KEYS))
+    return lines
+
+
+def solve_seeds_lines(out: Mapping) -> List[str]:
+    """``solve_seeds``' result: the solver's outcome over the seeds, then per quantity the spread
+    (mean, std, min, max) over the seeds, the closed form and the worst error over the seeds."""
+    solver, seeds = out["solver"], out["solver"]["seeds"]
+    lines = [f"solved from {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}) with {solver['method']} in "
+             f"{solver['seconds']:.2f} s: {out['converged']}/{len(seeds)} converged"]
+    cf = out.get("closed_form")
+    lines.append(f"  {'quantity':<10} {'mean':>14} {'std':>10} {'min':>14} {'max':>14} {'closed form':>14} "
+                 f"{'worst error':>11}")
+    for k, s in out["spread"].items():
+        ref = f"{cf[k]:14.10g}" if cf and k in cf else f"{'':>14}"
+        err = f"{max(e[k] for e in out['errors']):11.2e}" if cf and k in out["errors"][0] else f"{'':>11}"
+        lines.append(f"  {k:<10} {s['mean']:14.10g} {s['std']:10.3g} {s['min']:14.10g} {s['max']:14.10g} {ref} {err}")
+    if cf:
+        lines.append(f"  worst error over the seeds and the checked quantities: {out['worst_error']:.3g}")
     return lines
 
 
@@ -108,8 +158,10 @@ def _verdict_lines(summary: Mapping[str, Mapping]) -> List[str]:
         return []
     lines = ["Label smoothing vs CE (symbolic condition numbers):"]
     for dfn, v in summary.items():
-        ls = ", ".join(f"kappa(alpha={a:g}) = {k:.6g}" for a, k in v["kappa_ls"].items())
-        lines.append(f"  {dfn + ':':<17} {v['verdict']}: kappa(CE) = {v['kappa_ce']:.6g}; " + ls)
+        ce = [k for a, k in zip(v["alphas"], v["kappa"]) if a == 0]
+        ls = ", ".join(f"kappa(alpha={a:g}) = {k:.6g}" for a, k in zip(v["alphas"], v["kappa"]) if a > 0)
+        ce_text = f"kappa(CE) = {ce[0]:.6g}" if ce else "no CE baseline"
+        lines.append(f"  {dfn + ':':<17} {v['verdict']}: {ce_text}; " + ls)
     return lines
 
 
@@ -150,8 +202,9 @@ def convergence_lines(out: Mapping) -> List[str]:
 
 
 def sweep_status_line(status: Mapping) -> str:
-    """``sweep_status``: points done, computations, errors, remaining."""
-    return (f"{status['done']}/{status['total']} points done ({', '.join(status['what'])}), {status['errors']} "
+    """``sweep_status``: points done, computations, errors, remaining (and the grids, when several)."""
+    grids = f" over {status['grids']} grids" if status.get("grids", 1) > 1 else ""
+    return (f"{status['done']}/{status['total']} points done{grids} ({', '.join(status['what'])}), {status['errors']} "
             f"with errors, {status['remaining']} remaining")
 
 

@@ -36,13 +36,14 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ufm._core.io import atomic_write, atomic_write_text, write_json
+from ufm._core.io import atomic_write, atomic_write_text, writable_folder, write_json
 from ufm._core.validation import Interval, check_param
 from ufm._core.executors import ClusterError, dask_executor, process_pool
 from ufm.problem import UFMProblem, group_by_shape
 from ufm.records.schema import (CLOSED_FORM_QUANTITIES, CONFIG_COLUMNS, SOLVE_QUANTITIES, closed_form_column,
                                 convergence_column, kappa_column, numeric_column)
 from ufm.records.store import SweepStore
+from ufm.sweep.grids import admit, check_sweep_folder, folder_grids, point_needs
 from ufm.sweep.spec import WHAT, PointTable, SweepSpec, paused_gc
 
 __all__ = ["WHAT", "run_sweep", "sweep_status", "export_csv", "compute_group", "GROUP_SIZE", "ClusterError"]
@@ -55,6 +56,8 @@ GROUP_SIZE = 64
 VECTORIZED = frozenset({"closed-form", "conditioning"})
 #: the most points one transaction of the vectorized path writes
 CHUNK = 50_000
+#: seconds between two rewrites of ``results.csv`` while groups finish
+CSV_EVERY = 10.0
 
 
 def _vector_results(cols: Dict[str, np.ndarray], what) -> List[Tuple[str, np.ndarray, Optional[np.ndarray]]]:
@@ -67,8 +70,8 @@ def _vector_results(cols: Dict[str, np.ndarray], what) -> List[Tuple[str, np.nda
     if "closed-form" in what:
         f = {k: np.asarray(cols[k], dtype=float) for k in ("alpha", "num_classes", "per_class", "lambda_w", "lambda_h")}
         v = closed_form_arrays(f["alpha"], f["num_classes"], f["per_class"], f["lambda_w"], f["lambda_h"])
-        out += [(closed_form_column(k), np.asarray(v[k], dtype=float), None) for k in CLOSED_FORM_QUANTITIES]
-        out += [("trivial", np.asarray(v["trivial"], dtype=bool), None), ("closed_form_applies", applies, None)]
+        out += [(closed_form_column(k), np.asarray(getattr(v, k), dtype=float), None) for k in CLOSED_FORM_QUANTITIES]
+        out += [("trivial", np.asarray(v.trivial, dtype=bool), None), ("closed_form_applies", applies, None)]
     if "conditioning" in what:
         out += _conditioning_columns(cols, applies)
     return out
@@ -165,7 +168,8 @@ def _groups(points: Sequence[dict], size: int) -> List[List[dict]]:
 
 def run_sweep(spec: SweepSpec, out, *, workers: Optional[int] = None, executor: Optional[Executor] = None,
               cluster: Optional[str] = None, device: Optional[str] = None, progress: bool = False,
-              log: Optional[Callable[[str], None]] = None) -> dict:
+              log: Optional[Callable[[str], None]] = None, extend: bool = False,
+              on_points: Optional[Callable[[int, int], None]] = None) -> dict:
     """Run (or resume) ``spec`` into the folder ``out``; returns counts and the run time.
 
     Points already in ``out/sweep.sqlite`` with every requested component are skipped. With
@@ -175,47 +179,67 @@ def run_sweep(spec: SweepSpec, out, *, workers: Optional[int] = None, executor: 
     groups of at most GROUP_SIZE same-shape points go to ``executor`` (default: a pool of
     ``workers`` processes; ``workers=0`` runs them in the driver; ``cluster``: ``local-dask``
     or ``dask://HOST:PORT``, through dask.distributed's executor). The results do not depend
-    on the executor (fixed seeds). ``out/results.csv`` is rewritten from the store at the end.
+    on the executor (fixed seeds). ``out/results.csv`` is rewritten from the store as groups
+    finish (at most every CSV_EVERY seconds) and at the end, also when interrupted. Progress:
+    ``progress`` draws a tqdm bar; ``on_points(done, total)``, a hook (``ufm.report.progress``), is
+    called before the first point and as points are stored (it changes no result).
+
+    A folder holding another grid is refused unless ``extend`` (``ufm.sweep.grids``); ``total`` in
+    the result counts the points of every grid the folder holds.
 
     Raises:
         ClusterError: the scheduler cannot be reached; raised before anything is written.
+        SweepFolderError: ``out`` holds another grid (and not ``extend``) or other work; raised
+            before anything is written.
+        NotWritableError: ``out`` cannot be written to.
     """
     log = log or (lambda msg: None)
     if workers is not None:
         check_param("workers", workers, Interval("int", 0, None, "left"), "run_sweep")
     shapes = spec.shapes()  # validates every point before anything is written
+    out = Path(out)
+    check_sweep_folder(out)
+    if (out / "sweep.sqlite").is_file():
+        with SweepStore(out / "sweep.sqlite", readonly=True) as store:
+            admit(spec, folder_grids(store), extend, out)  # refuses another grid before anything is written
     close = None
     if cluster is not None and set(spec.what) != {"closed-form"}:
         executor, close = dask_executor(cluster, workers)  # connects before anything is written
     try:
-        return _run(spec, shapes, Path(out), workers, executor, device, progress, log)
+        return _run(spec, shapes, out, workers, executor, device, _Tally(progress, on_points), log, extend)
     finally:
         if close is not None:
             close()
 
 
-def _run(spec, shapes, out, workers, executor, device, progress, log) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
+def _record_grids(store: SweepStore, out: Path, spec: SweepSpec, grids: List[dict], total: int) -> None:
+    store.set_meta("grids", grids)
+    store.set_meta("spec", spec.to_dict())
+    store.set_meta("total", total)
+    write_json(out / "spec.json", grids[0] if len(grids) == 1 else {"grids": grids})
+
+
+def _run(spec, shapes, out, workers, executor, device, progress, log, extend) -> dict:
+    writable_folder(out)
     t0 = time.perf_counter()
     with SweepStore(out / "sweep.sqlite") as store:
         need = set(spec.what)
+        grids = admit(spec, folder_grids(store), extend, out)
         finished = store.meta("finished") or {}
-        if (finished.get("spec") == spec.to_dict() and need <= set(finished["what"])
+        if (len(grids) == 1 and finished.get("spec") == spec.to_dict() and need <= set(finished["what"])
                 and (out / "results.csv").is_file()):
             # This very sweep finished here before: stored points are never deleted and their components
             # only grow, so every point is still done, and the grid need not be expanded to know it.
             total = finished["total"]
-            store.set_meta("spec", spec.to_dict())
-            store.set_meta("total", total)
-            write_json(out / "spec.json", spec.to_dict())
+            _record_grids(store, out, spec, grids, total)
             log(f"{total} points, {total} already done, 0 to compute")
             return {"total": total, "computed": 0, "errors": store.count("error"), "seconds": time.perf_counter() - t0}
         table = spec.table(shapes)
-        store.set_meta("spec", spec.to_dict())
-        store.set_meta("total", len(table))
-        write_json(out / "spec.json", spec.to_dict())
+        total = len(table) if len(grids) == 1 else len(point_needs(grids))
+        _record_grids(store, out, spec, grids, total)
         summary = _compute(spec, table, store, out, workers, executor, device, progress, log)
         store.set_meta("finished", {"spec": spec.to_dict(), "what": sorted(need), "total": len(table)})
+    summary["total"] = total
     summary["seconds"] = time.perf_counter() - t0
     return summary
 
@@ -223,33 +247,22 @@ def _run(spec, shapes, out, workers, executor, device, progress, log) -> dict:
 def _compute(spec, table: PointTable, store: SweepStore, out, workers, executor, device, progress, log) -> dict:
     """The points of ``table`` not yet done with every component of the spec, computed and stored;
     ``results.csv`` (re)written when anything was computed or it is missing."""
-    from tqdm import tqdm
-
     need = set(spec.what)
     stored = store.keys_by_components()  # one query per set of components, not one row per point
     done = set().union(*[keys for comps, keys in stored.items() if need <= set(comps)])
     todo = [i for i, k in enumerate(table.keys) if k not in done] if done else list(range(len(table)))
     log(f"{len(table)} points, {len(table) - len(todo)} already done, {len(todo)} to compute")
-    bar = tqdm(total=len(todo), disable=not progress, unit="pt", desc="sweep")
+    bar = progress.start(len(todo))
     lines = None
-    if need == {"closed-form"} or (need <= VECTORIZED and executor is None):
-        lines = _run_vectorized(store, table, todo, need, stored, bar)
-    else:
-        points = table.points(todo)
-        groups = _groups(points, GROUP_SIZE)
-        if executor is None and workers == 0:
-            for g in groups:
-                bar.update(store.put_many(compute_group(g, spec.what, device)))
+    try:
+        if need == {"closed-form"} or (need <= VECTORIZED and executor is None):
+            lines = _run_vectorized(store, table, todo, need, stored, bar)
         else:
-            own = executor is None
-            pool = executor or process_pool(workers)
-            try:
-                futures = [pool.submit(compute_group, g, spec.what, device) for g in groups]
-                for fut in as_completed(futures):
-                    bar.update(store.put_many(fut.result()))
-            finally:
-                if own:
-                    pool.shutdown(cancel_futures=True)
+            _run_groups(spec, table.points(todo), store, out, workers, executor, device, bar)
+    except KeyboardInterrupt:  # what is committed stays, and results.csv lists it
+        bar.close()
+        export_csv(store, out / "results.csv")
+        raise
     bar.close()
     if todo or not (out / "results.csv").is_file():
         if lines is not None:  # a fresh store: the table is exactly what was computed
@@ -258,6 +271,58 @@ def _compute(spec, table: PointTable, store: SweepStore, out, workers, executor,
         else:
             export_csv(store, out / "results.csv")
     return {"total": len(table), "computed": len(todo), "errors": store.count("error")}
+
+
+class _Tally:
+    """Points stored so far, shown by a tqdm bar (``bar``) and/or a hook ``on_points(done, total)``."""
+
+    def __init__(self, bar: bool, on_points: Optional[Callable[[int, int], None]]):
+        self.show_bar, self.on_points, self.bar, self.done, self.total = bar, on_points, None, 0, 0
+
+    def start(self, total: int) -> "_Tally":
+        from tqdm import tqdm
+
+        self.bar, self.total = tqdm(total=total, disable=not self.show_bar, unit="pt", desc="sweep"), total
+        if self.on_points is not None:
+            self.on_points(0, total)
+        return self
+
+    def update(self, n: int) -> None:
+        self.done += n
+        self.bar.update(n)
+        if self.on_points is not None:
+            self.on_points(self.done, self.total)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _run_groups(spec, points, store: SweepStore, out: Path, workers, executor, device, bar) -> None:
+    """Groups of ``points`` computed by the executor (or in the driver when ``workers == 0``), each
+    stored in one transaction as it finishes; ``results.csv`` rewritten at most every CSV_EVERY s."""
+    groups = _groups(points, GROUP_SIZE)
+    written = time.monotonic()
+
+    def stored(records) -> None:
+        nonlocal written
+        bar.update(store.put_many(records))
+        if time.monotonic() - written >= CSV_EVERY:
+            export_csv(store, out / "results.csv")
+            written = time.monotonic()
+
+    if executor is None and workers == 0:
+        for g in groups:
+            stored(compute_group(g, spec.what, device))
+        return
+    own = executor is None
+    pool = executor or process_pool(workers)
+    try:
+        futures = [pool.submit(compute_group, g, spec.what, device) for g in groups]
+        for fut in as_completed(futures):
+            stored(fut.result())
+    finally:
+        if own:
+            pool.shutdown(cancel_futures=True)
 
 
 def _run_vectorized(store: SweepStore, table: PointTable, todo: List[int], what, stored, bar):
@@ -380,14 +445,22 @@ def _export_parquet(rows: List[dict], path: Path) -> None:
 
 
 def sweep_status(out) -> dict:
-    """Progress of the sweep in ``out``: total points, done, errors, remaining."""
+    """Progress of the sweep in ``out``: total points, done, errors, remaining, the components asked
+    for and the number of grids. Read-only: works on a store in a read-only folder."""
     path = Path(out) / "sweep.sqlite"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: no sweep has been run in {out}")
-    with SweepStore(path) as store:
-        total = store.meta("total") or 0
-        spec = store.meta("spec") or {}
-        need = set(spec.get("what", []))
-        done = sum(n for comps, n in store.count_by_components().items() if need <= set(comps))
-        return {"total": total, "done": done, "errors": store.count("error"), "remaining": total - done,
-                "what": sorted(need)}
+    with SweepStore(path, readonly=True) as store:
+        grids = folder_grids(store)
+        errors = store.count("error")
+        if len(grids) > 1:  # a point is done when it has the components of every grid holding it
+            needs, have = point_needs(grids), store.components()
+            total = len(needs)
+            done = sum(need <= have.get(key, set()) for key, need in needs.items())
+            need = set().union(*needs.values())
+        else:
+            total = store.meta("total") or 0
+            need = set(grids[0]["what"]) if grids else set()
+            done = sum(n for comps, n in store.count_by_components().items() if need <= set(comps))
+    return {"total": total, "done": done, "errors": errors, "remaining": total - done,
+            "what": sorted(need), "grids": len(grids)}

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from ufm._core.io import read_toml
-from ufm._core.validation import Interval, InvalidParameterError, check_param
+from ufm._core.validation import Interval, InvalidParameterError, ListOf, check_param
 from ufm.problem import UFMProblem
 from ufm.records.schema import CONFIG_COLUMNS
 
@@ -72,9 +72,16 @@ def _key(canonical: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+_SEED_COUNT = Interval("int", 1, None, "left")
+#: a list of seeds (non-empty, each an int >= 0); a count is the other accepted form
+_SEED_LIST = ListOf(Interval("int", 0, None, "left"))
+
+
 @dataclass
 class SweepSpec:
-    """Lists of values; the sweep is their Cartesian product (``seeds`` is a count: seeds 0..seeds-1).
+    """Lists of values; the sweep is their Cartesian product. ``seeds``: a count N (seeds 0..N-1, as
+    ``--seeds N`` gives) or a list of distinct seeds (as ``ufm.solve`` takes them); a list 0..N-1
+    is stored as the count N, so both spell one grid.
 
     ``what`` selects the computations per point (``ufm.sweep.WHAT``).
     """
@@ -86,7 +93,7 @@ class SweepSpec:
     lambda_w: List[float] = field(default_factory=lambda: [5e-3])
     lambda_h: List[float] = field(default_factory=lambda: [5e-3])
     lambda_b: List[float] = field(default_factory=lambda: [0.0])
-    seeds: int = 1
+    seeds: Union[int, List[int]] = 1
     what: List[str] = field(default_factory=lambda: ["closed-form"])
 
     def __post_init__(self):
@@ -100,7 +107,15 @@ class SweepSpec:
                                             f"Got {value!r} instead.", param=name, value=value,
                                             expected="a non-empty list")
             setattr(self, name, list(value))
-        check_param("seeds", self.seeds, Interval("int", 1, None, "left"), "SweepSpec")
+        if isinstance(self.seeds, (list, tuple)):
+            check_param("seeds", list(self.seeds), _SEED_LIST, "SweepSpec")
+            if len(set(self.seeds)) != len(self.seeds):
+                raise InvalidParameterError(f"The 'seeds' parameter of SweepSpec must hold distinct seeds. Got "
+                                            f"{list(self.seeds)!r} instead.", param="seeds", value=list(self.seeds),
+                                            expected="a count >= 1 or a list of distinct ints >= 0")
+            self.seeds = len(self.seeds) if list(self.seeds) == list(range(len(self.seeds))) else list(self.seeds)
+        else:
+            check_param("seeds", self.seeds, _SEED_COUNT, "SweepSpec")
         for w in self.what:
             if w not in WHAT:
                 raise InvalidParameterError(f"The 'what' parameter of SweepSpec must hold names among "
@@ -152,7 +167,11 @@ class SweepSpec:
         with paused_gc():
             return PointTable.expand(shapes, [float(v) for v in self.lambda_w], [float(v) for v in self.lambda_h],
                                      [float(v) for v in self.lambda_b], [float(v) for v in self.alphas],
-                                     list(range(self.seeds)), UFMProblem(3, 1, 3).loss)
+                                     self.seed_list(), UFMProblem(3, 1, 3).loss)
+
+    def seed_list(self) -> List[int]:
+        """The seeds of every configuration: 0..seeds-1 for a count, else the list."""
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
 
 @contextmanager

@@ -14,8 +14,8 @@ label-smoothed target (1 - alpha) e_y + (alpha/K) 1.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Optional
+from dataclasses import asdict, dataclass, fields
+from typing import Any, List, Optional
 
 import numpy as np
 
@@ -24,13 +24,41 @@ from ufm.problem import UFMProblem
 from ufm.records.schema import CLOSED_FORM_QUANTITIES
 from ufm.theory._generated import minimizer as _gen
 
-__all__ = ["ClosedForm", "closed_form", "closed_form_arrays", "alpha_threshold", "explicit_minimizer", "simplex_etf"]
+__all__ = ["ClosedForm", "ClosedFormArrays", "closed_form", "closed_forms", "closed_form_arrays", "alpha_threshold", "explicit_minimizer", "simplex_etf"]
 
 _GENERATED = {"label_smoothing": _gen.FUNCTIONS}
 _QUANTITIES = CLOSED_FORM_QUANTITIES
 
 
-def closed_form_arrays(alpha, K, n, lambda_w, lambda_h, loss: str = "label_smoothing", xp=np) -> dict:
+@dataclass(frozen=True)
+class ClosedFormArrays:
+    """The closed-form minimizer of many problems at once (:func:`closed_form_arrays`): the fields of
+    :class:`ClosedForm`, each an array of the broadcast shape of the inputs (numpy float64, or torch
+    tensors of the inputs' dtype and device; ``trivial`` boolean).
+
+    Attributes:
+        logit_gap, p_true, p_off, w_norm, h_norm, objective: as in :class:`ClosedForm`.
+        threshold: s_crit (M22). reg_strength: s = sqrt(n lambda_W lambda_H).
+        trivial: s >= s_crit, where the only minimizer is W = H = 0 (logit_gap = norms = 0,
+            p_true = p_off = 1/K, f* = ell(0)).
+    """
+
+    logit_gap: Any
+    p_true: Any
+    p_off: Any
+    w_norm: Any
+    h_norm: Any
+    objective: Any
+    threshold: Any
+    reg_strength: Any
+    trivial: Any
+
+    def to_dict(self) -> dict:
+        """The fields by name (the arrays themselves, not copies)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def closed_form_arrays(alpha, K, n, lambda_w, lambda_h, loss: str = "label_smoothing", xp=np) -> ClosedFormArrays:
     """Closed-form minimizer quantities, vectorized over broadcastable arrays.
 
     No validation: the caller passes valid parameters (use :func:`closed_form` for one
@@ -39,7 +67,7 @@ def closed_form_arrays(alpha, K, n, lambda_w, lambda_h, loss: str = "label_smoot
     there is none, and the device of the first tensor argument).
 
     Returns:
-        dict of arrays: ``logit_gap`` (Delta*, M14), ``p_true``, ``p_off`` (M15, M16),
+        :class:`ClosedFormArrays`: ``logit_gap`` (Delta*, M14), ``p_true``, ``p_off`` (M15, M16),
         ``w_norm`` = ||w_k*||, ``h_norm`` = ||h_k*|| (M17, M18), ``objective`` = f* (M19),
         ``threshold`` = s_crit (M22), ``reg_strength`` = s = sqrt(n lambda_W lambda_H),
         ``trivial`` (bool, s >= s_crit: the only minimizer is W = H = 0, where
@@ -72,7 +100,7 @@ def closed_form_arrays(alpha, K, n, lambda_w, lambda_h, loss: str = "label_smoot
     out["p_true"] = where(trivial, 1.0 / k, out["p_true"])
     out["p_off"] = where(trivial, 1.0 / k, out["p_off"])
     out["objective"] = where(trivial, fns["trivial_objective"](*args, xp) + 0 * s, out["objective"])
-    return out
+    return ClosedFormArrays(**out)
 
 
 def alpha_threshold(K, n, lambda_w, lambda_h, loss: str = "label_smoothing") -> float:
@@ -143,8 +171,21 @@ def closed_form(problem: UFMProblem) -> ClosedForm:
     p = problem
     v = closed_form_arrays(p.alpha, p.K, p.n, p.lambda_w, p.lambda_h, loss=p.loss)
     return ClosedForm(problem=p, bias_norm=0.0, applies=p.closed_form_applies,
-                      trivial=bool(v["trivial"]),
-                      **{k: float(v[k]) for k in _QUANTITIES + ("threshold", "reg_strength")})
+                      trivial=bool(v.trivial),
+                      **{k: float(getattr(v, k)) for k in _QUANTITIES + ("threshold", "reg_strength")})
+
+
+def closed_forms(num_classes, per_class, dim, lambda_w, lambda_h, lambda_b, alpha,
+                 loss: str = "label_smoothing") -> List[ClosedForm]:
+    """:func:`closed_form` over the Cartesian product of the values (each argument one value or a
+    list; ``dim`` None: d = K), in the order of the arguments, the last (alpha) varying fastest.
+    Every problem is validated as a UFMProblem (errors name the parameter)."""
+    import itertools
+
+    lists = [v if isinstance(v, (list, tuple)) else [v]
+             for v in (num_classes, per_class, dim, lambda_w, lambda_h, lambda_b, alpha)]
+    return [closed_form(UFMProblem(K, n, K if d is None else d, lw, lh, lb, a, loss=loss))
+            for K, n, d, lw, lh, lb, a in itertools.product(*lists)]
 
 
 def simplex_etf(K: int, d: int, dtype=None, device=None):

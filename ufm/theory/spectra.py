@@ -268,9 +268,9 @@ def _inputs(K, n, d, lambda_w, lambda_h, lambda_b, alpha):
     ints = [np.broadcast_to(np.asarray(x), floats[0].shape).ravel().astype(np.int64) for x in (K, n, d)]
     if ints[0].size and 64 * int(ints[0].max()) ** 4 * int(ints[1].max()) * int(ints[2].max()) >= _EXACT_INT:
         ints = [np.array(x.tolist(), dtype=object) for x in ints]  # Python ints: exact at any size
-    q = dict(K=ints[0], n=ints[1], d=ints[2], lambda_w=lw, lambda_h=lh, lambda_b=lb, alpha=a, p_t=cf["p_true"],
-             p_o=cf["p_off"], s=cf["reg_strength"], rho_w=cf["w_norm"], rho_h=cf["h_norm"])
-    return q, np.asarray(cf["trivial"], dtype=bool)
+    q = dict(K=ints[0], n=ints[1], d=ints[2], lambda_w=lw, lambda_h=lh, lambda_b=lb, alpha=a, p_t=cf.p_true,
+             p_o=cf.p_off, s=cf.reg_strength, rho_w=cf.w_norm, rho_h=cf.h_norm)
+    return q, np.asarray(cf.trivial, dtype=bool)
 
 
 def _pieces(fn, q: dict, shift_is_null: bool):

@@ -46,8 +46,12 @@ def _download(args) -> int:
 
     if args.name is None:
         raise UsageError(f"download needs NAME, one of {_names()}.")
-    folder = download_dataset(args.name, args.data_dir, mirror=args.mirror,
-                              progress=not args.quiet and sys.stderr.isatty(), log=None if args.quiet else _log)
+    # the step lines: as they happen on a terminal; else after success, so that a failure is one line
+    live, steps = sys.stderr.isatty(), []
+    log = None if args.quiet else _log if live else steps.append
+    folder = download_dataset(args.name, args.data_dir, mirror=args.mirror, progress=not args.quiet and live, log=log)
+    for line in steps:
+        _log(line)
     print(folder)
     return 0
 

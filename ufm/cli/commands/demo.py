@@ -14,17 +14,24 @@ def _demo_flags(p: Parser) -> None:
     p.add_argument("--out", type=out_folder, default="ufm-demo", help="output folder (default ufm-demo)")
     p.add_argument("--quick", action="store_true", help="a reduced version (seconds)")
     p.add_argument("--force", action="store_true", help="recompute stages whose records exist")
+    p.add_argument("--quiet", action="store_true", help="no stage lines on stderr (the report's path is printed all "
+                                                        "the same)")
 
 
 def demo_command(args) -> int:
+    """Each stage's start and end on stderr (the progress), the report's path on stdout."""
     from ufm.pipelines.demo import run_demo
+    from ufm.report.progress import Progress
 
-    run_demo(args.out, quick=args.quick, force=args.force)
+    report = run_demo(args.out, quick=args.quick, force=args.force, log=Progress(quiet=args.quiet).line)
+    print(f"report: {report}")
     return 0
 
 
 def _report_flags(p: Parser) -> None:
     p.add_argument("out", help="a folder written by `ufm demo`")
+    p.add_argument("--out", dest="to", type=out_folder, default=None,
+                   help="write the figures and report.md here (default: into DIR, which is only read otherwise)")
 
 
 def report_command(args) -> int:
@@ -35,7 +42,7 @@ def report_command(args) -> int:
     if missing:
         raise UsageError(f"{', '.join(missing)} not found; run `ufm demo --out {args.out}` first.")
     try:
-        print(build_report(args.out))
+        print(build_report(args.out, to=args.to))
     except (ValueError, KeyError) as e:  # a record that is not what ufm demo wrote
         raise UsageError(f"unreadable record in {records}: {e}") from None
     return 0

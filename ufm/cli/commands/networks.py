@@ -12,8 +12,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from ufm.cli.parser import (CLUSTER, COUNT, WORKERS, Commands, Parser, UsageError, add_fields, add_flag,
-                            option_pair, out_folder)
+from ufm.cli.parser import (CLUSTER, COUNT, WORKERS, Commands, Interrupted, Parser, UsageError, add_fields, add_flag,
+                            config_file_errors, option_pair, out_folder, resolved_line)
 
 __all__ = ["add_parser", "OPTION_FIELDS"]
 
@@ -60,13 +60,41 @@ def _overrides(args) -> dict:
     return out
 
 
-def train_command(args) -> int:
+def _config(args):
+    """The run of ``--config`` and the flags (which override the file's keys; the resolved run is
+    printed on stderr when both are given). An error about a key the file gave names the file."""
+    from ufm._core.io import read_toml
     from ufm.dnn.config import TrainConfig
+
+    overrides = _overrides(args)
+    if not args.config:
+        return TrainConfig.from_toml(None, overrides)
+    data = read_toml(args.config, "run file", "config")
+    keys = [f.name for f in dataclasses.fields(TrainConfig)]
+    with config_file_errors(args.config, set(data) - set(overrides), keys):
+        config = TrainConfig.from_toml(args.config, overrides)
+    if overrides:
+        option_flags = {name: flag for name, flag, _ in OPTION_FIELDS}
+        flags = [option_flags.get(k, "--" + k.replace("_", "-")) for k in overrides]
+        print(f"ufm train: {resolved_line(args.config, flags, config.to_dict())}", file=sys.stderr)
+    return config
+
+
+def train_command(args) -> int:
+    from ufm._core.validation import InvalidParameterError
     from ufm.dnn.training import train
     from ufm.report.text import train_lines
 
-    config = TrainConfig.from_toml(args.config, _overrides(args))
-    summary = train(config, args.out, progress=not args.quiet and sys.stderr.isatty(), log=_log)
+    config = _config(args)
+    try:
+        summary = train(config, args.out, progress=not args.quiet and sys.stderr.isatty(), log=_log)
+    except InvalidParameterError as e:  # a model or dataset option: its own message, not a flag's of the same name
+        if e.param in config.model_options or e.param in config.dataset_options:
+            raise UsageError(str(e)) from None
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(f"the epochs up to the last checkpoint are kept in {args.out}; rerun the same "
+                          "command to resume") from None
     for line in train_lines(summary, args.out):
         print(line)
     return 0
@@ -116,21 +144,22 @@ def _set_changes(spec, pairs) -> dict:
     return changes
 
 
-def _experiment(args):
+def _experiment(args, notes: list):
     """The experiment named or given as a file (whose errors are the file's, not a flag's), with
-    the overrides of the flags."""
+    the overrides of the flags; what the overrides changed besides is appended to ``notes``."""
     from ufm._core.validation import InvalidParameterError
-    from ufm.dnn.experiment import load_experiment
+    from ufm.dnn.experiment import BUNDLED, load_experiment
 
     try:
         spec = load_experiment(args.experiment)
     except InvalidParameterError as e:
-        hint = "" if str(args.experiment).endswith(".toml") else " (or give the path of an experiment FILE.toml)"
-        raise UsageError(f"{e}{hint}") from None
+        if str(args.experiment).endswith(".toml") or e.param != "experiment":
+            raise UsageError(str(e)) from None
+        raise UsageError(f"unknown experiment {args.experiment!r}: the bundled ones are {', '.join(BUNDLED)} "
+                         "(--list describes them); or give the path of an experiment FILE.toml") from None
     if args.epochs is not None:
         scaled = spec.with_epochs(args.epochs)
-        for line in _milestone_lines(spec, scaled):
-            _log(line)
+        notes += _milestone_lines(spec, scaled)
         spec = scaled
     changes = {k: v for k, v in (("device", args.device), ("data_dir", args.data_dir)) if v is not None}
     changes.update(_set_changes(spec, args.set_))
@@ -169,17 +198,29 @@ def experiment_command(args) -> int:
     if args.list or not args.experiment:
         print("\n".join(experiment_list_lines((name, load_experiment(name).description) for name in BUNDLED)))
         return 0
-    spec = _experiment(args)
+    notes: list = []  # printed once the experiment has started, so that a failure to start is one line
+    spec = _experiment(args, notes)
     if args.plan:
         from ufm.dnn.experiment import plan_experiment
         from ufm.report.text import plan_lines
 
+        for line in notes:
+            _log(line)
         print("\n".join(plan_lines(plan_experiment(spec))))
         return 0
     out = args.out or str(Path("ufm-experiments") / spec.name)
+
+    def log(message: str) -> None:
+        while notes:
+            _log(notes.pop(0))
+        _log(message)
+
     try:
         result = run_experiment(spec, out, workers=args.workers, cluster=args.cluster,
-                                progress=not args.quiet and sys.stderr.isatty(), log=_log)
+                                progress=not args.quiet and sys.stderr.isatty(), log=log)
+    except KeyboardInterrupt:
+        raise Interrupted(f"finished runs (and each run's last checkpoint) are kept in {out}; rerun the same "
+                          "command to resume") from None
     except ClusterError as e:
         raise UsageError(str(e)) from None
     for path in render_experiment(out):

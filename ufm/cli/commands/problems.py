@@ -6,10 +6,10 @@ solver) and the constraints of ``verify``, ``conditioning`` and ``convergence``.
 """
 from __future__ import annotations
 
-import sys
 import time
 
-from ufm._core.validation import ALPHA, ListOf
+from ufm._core.validation import ALPHA, Interval, ListOf, Options
+from ufm.cli.grid import grid_flags
 from ufm.cli.parser import COUNT, SEED, Commands, Parser, UsageError, add_flag, allow_list, device_of, dtype_of
 
 __all__ = ["add_parser", "problem_flags", "problem_of"]
@@ -27,13 +27,18 @@ _ALPHAS = ListOf(ALPHA)  # what ufm._core.validation.check_alphas enforces
 _DEVICE_HELP = "cpu, cuda, ... (default: cuda if available)"
 
 
-def problem_flags(p: Parser) -> None:
-    """The flags of a UFMProblem (README, Conventions)."""
+def problem_flags(p: Parser, lists: bool = False) -> None:
+    """The flags of a UFMProblem (README, Conventions). ``lists``: each also takes a comma-separated
+    list, and ``--alphas`` is another name of ``--alpha``."""
     from ufm.problem import CONSTRAINTS
 
-    g = p.add_argument_group("problem (README, Conventions)")
+    g = p.add_argument_group("problem (README, Conventions)" + ("; each flag takes one value or a list" if lists else ""))
     for names, param, default, help_ in _PROBLEM_FLAGS:
+        if lists and param == "alpha":
+            names = names + ("--alphas",)
         add_flag(p, *names, param=param, constraint=CONSTRAINTS[param], group=g, default=default, help=help_)
+        if lists:
+            allow_list(p, param)
 
 
 def problem_of(args):
@@ -67,48 +72,75 @@ def _solver_flags(p: Parser, tol: float) -> None:
 # -- closed-form ------------------------------------------------------------------------------
 
 def _closed_form_flags(p: Parser) -> None:
-    problem_flags(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    problem_flags(p, lists=True)
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON (a list when a flag holds a list)")
+    out.add_argument("--csv", action="store_true", help="print CSV, one problem a row")
     p.add_argument("--latex", action="store_true", help="also print the LaTeX of each closed form")
 
 
 def closed_form_command(args) -> int:
-    from ufm.report.text import closed_form_lines, json_text
+    """One problem: its values, one a line; lists: a table (or CSV, or a JSON list), one problem a row,
+    over the Cartesian product of the lists."""
+    from ufm.report.text import closed_form_csv, closed_form_lines, closed_form_table, json_text
     from ufm.theory._generated import minimizer as generated
-    from ufm.theory.closed_form import closed_form
+    from ufm.theory.closed_form import closed_forms
 
-    cf = closed_form(problem_of(args))
+    values = [getattr(args, k) for k in ("num_classes", "per_class", "dim", "lambda_w", "lambda_h", "lambda_b",
+                                         "alpha")]
+    cfs = closed_forms(*values)
+    many = any(isinstance(v, list) for v in values)
     latex = generated.LATEX if args.latex else None
-    if args.json:
-        d = cf.to_dict()
-        if latex:
-            d["latex"] = latex
-        print(json_text(d))
+    if args.csv:
+        print(closed_form_csv(cfs), end="")
+    elif args.json:
+        d = [cf.to_dict() for cf in cfs] if many else cfs[0].to_dict()
+        print(json_text({"closed_forms": d, "latex": latex} if latex and many else
+                        {**d, "latex": latex} if latex else d))
+    elif many:
+        print("\n".join(closed_form_table(cfs) + ([f"  {k} = {tex}" for k, tex in latex.items()] if latex else [])))
     else:
-        print("\n".join(closed_form_lines(cf, latex)))
+        print("\n".join(closed_form_lines(cfs[0], latex)))
     return 0
 
 
 # -- solve -------------------------------------------------------------------------------------
 
 def _solve_flags(p: Parser) -> None:
+    from ufm.metrics.conventions import CONVENTION_NAMES
+
     problem_flags(p)
     _solver_flags(p, tol=1e-10)
     add_flag(p, "--seed", param="seed", constraint=SEED, default=0, help="seed of the random initial point (default 0)")
+    add_flag(p, "--seeds", param="seeds", constraint=COUNT, default=1,
+             help="solve from N seeds, --seed .. --seed+N-1, in one batch, and print the spread (default 1)")
     p.add_argument("--nc1-variant", choices=["normalized", "unnormalized"], default="normalized",
                    help="NC1 with 1/K (normalized, default) or without")
+    add_flag(p, "--nc-convention", param="convention", constraint=Options(CONVENTION_NAMES), default="ufm",
+             help=f"the NC metrics' convention: {', '.join(CONVENTION_NAMES)} (default ufm; README, NC metrics)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (the results are printed all the same)")
 
 
 def solve_command(args) -> int:
-    from ufm.analysis.verify import solve_and_compare
-    from ufm.report.text import json_text, solve_lines
+    from ufm.analysis.verify import solve_and_compare, solve_seeds
+    from ufm.report.progress import Progress
+    from ufm.report.text import json_text, solve_lines, solve_seeds_lines
 
-    out = solve_and_compare(problem_of(args), seed=args.seed, nc1_variant=args.nc1_variant, method=args.method,
-                            tol=args.tol, max_steps=args.max_steps, lr=args.lr, momentum=args.momentum,
-                            history=args.history, init_scale=args.init_scale, patience=args.patience,
-                            dtype=dtype_of(args.dtype), device=device_of(args.device))
-    print(json_text(out) if args.json else "\n".join(solve_lines(out, args.nc1_variant)))
+    options = dict(nc1_variant=args.nc1_variant, convention=args.convention, method=args.method, tol=args.tol,
+                   max_steps=args.max_steps, lr=args.lr, momentum=args.momentum, history=args.history,
+                   init_scale=args.init_scale, patience=args.patience, dtype=dtype_of(args.dtype),
+                   device=device_of(args.device))
+    with Progress(quiet=args.quiet) as progress:
+        if args.seeds > 1:
+            out = solve_seeds(problem_of(args), range(args.seed, args.seed + args.seeds), **options,
+                              on_step=progress.solver("solve"))
+        else:
+            out = solve_and_compare(problem_of(args), seed=args.seed, **options, on_step=progress.solver("solve"))
+    if args.json:
+        print(json_text(out))
+    else:
+        print("\n".join(solve_seeds_lines(out) if args.seeds > 1 else solve_lines(out, args.nc1_variant, args.convention)))
     return 0
 
 
@@ -117,16 +149,11 @@ def solve_command(args) -> int:
 def _verify_flags(p: Parser) -> None:
     from ufm.analysis.verify import verify
     from ufm.numerics.solve import solve
-    from ufm.problem import CONSTRAINTS
 
     c = verify.constraints
     add_flag(p, "--tol", param="tol", constraint=c["tol"], default=1e-6, help="maximum relative error (default 1e-6)")
-    add_flag(p, "--per-class", param="per_class", constraint=CONSTRAINTS["per_class"], default=10,
-             help="samples per class n (default 10)")
-    add_flag(p, "--seeds", param="seeds", constraint=COUNT, default=2,
-             help="number of seeds per configuration (default 2)")
-    add_flag(p, "--classes", param="classes", constraint=ListOf(CONSTRAINTS["num_classes"]), default="3,5,10",
-             help="comma-separated K values of the grid (default 3,5,10)")
+    grid_flags(p, {"classes": "3,5,10", "per_class": "10", "seeds": "2"},
+               "a TOML file of grid keys, as for ufm sweep; flags written beside it override its keys")
     add_flag(p, "--method", param="method", constraint=solve.constraints["method"], default="lbfgs",
              help="default lbfgs")
     add_flag(p, "--solver-tol", param="solver_tol", constraint=c["solver_tol"], default=1e-11,
@@ -136,18 +163,43 @@ def _verify_flags(p: Parser) -> None:
     add_flag(p, "--device", param="device", default=None, help=_DEVICE_HELP)
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="default float64")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (the results are printed all the same)")
+
+
+#: the rest of a grid given by flags or a file: d in {K-1, K, 2K} and the default grid's alphas
+_GRID_REST = {"dims": ["K-1", "K", "2K"], "alphas": [0.0, 0.05, 0.1, 0.2, 0.3], "lambda_w": [5e-3],
+              "lambda_h": [5e-3], "lambda_b": [0.0]}
+
+
+def _verify_grid(args) -> list:
+    """(problem, seed) pairs: the default grid (``default_grid``, its three lambda settings) unless a
+    grid flag other than --classes, --per-class, --seeds or a --config is given; then the Cartesian
+    product of the lists, as ``ufm sweep`` expands it."""
+    from ufm.analysis.verify import default_grid
+    from ufm.cli.grid import GRID_KEYS, grid_spec
+    from ufm.problem import UFMProblem
+
+    if args.config is None and all(getattr(args, k) is None for k in _GRID_REST):
+        return [pt for n in args.per_class for pt in default_grid(n, range(args.seeds), args.classes)]
+    for key, value in _GRID_REST.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    spec = grid_spec(args, GRID_KEYS)
+    return [(UFMProblem.from_config(p), p["seed"]) for p in spec.points()]
 
 
 def verify_command(args) -> int:
     """Exit code 1 when a point disagrees with the closed form."""
-    from ufm.analysis.verify import default_grid, summarize_rows, verify
+    from ufm.analysis.verify import summarize_rows, verify
+    from ufm.report.progress import Progress
     from ufm.report.text import json_text, verify_lines
 
-    grid = default_grid(args.per_class, range(args.seeds), args.classes)
+    grid = _verify_grid(args)
     t0 = time.perf_counter()
-    rows = verify(grid, tol=args.tol, method=args.method, solver_tol=args.solver_tol, max_steps=args.max_steps,
-                  dtype=dtype_of(args.dtype), device=device_of(args.device),
-                  progress=sys.stderr.isatty() and not args.json)
+    with Progress(quiet=args.quiet) as progress:
+        rows = verify(grid, tol=args.tol, method=args.method, solver_tol=args.solver_tol, max_steps=args.max_steps,
+                      dtype=dtype_of(args.dtype), device=device_of(args.device),
+                      on_step=progress.solver("verify: solve"))
     seconds = time.perf_counter() - t0
     summary = summarize_rows(rows)
     if args.json:
@@ -190,12 +242,14 @@ def _conditioning_flags(p: Parser) -> None:
              help="gradient-norm tolerance of the numerical solve (default 1e-12)")
     add_flag(p, "--null-rtol", param="null_rtol", constraint=c["null_rtol"], default=1e-7,
              help="numeric null space: |eigenvalue| <= null-rtol * max|eigenvalue| (default 1e-7)")
-    # in GiB, the API's max_bytes in bytes: the same range (0, inf)
-    add_flag(p, "--max-gib", param="max_gib", constraint=c["max_bytes"], default=4.0,
+    # in GiB, the API's max_bytes in bytes: the same range, 1 KiB .. 1 EiB
+    lo, hi = c["max_bytes"].left / 2**30, c["max_bytes"].right / 2**30
+    add_flag(p, "--max-gib", param="max_gib", constraint=Interval("float", lo, hi, "both"), default=4.0,
              help="memory for a dense Hessian in GiB, estimated peak (3 times the matrix); larger ones fall "
                   "back to Lanczos (default 4)")
     add_flag(p, "--device", param="device", default=None, help=_DEVICE_HELP)
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per (alpha, definition, source)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (the results are printed all the same)")
 
 
 #: the flags a single-point ``ufm conditioning`` does not take, and those ``--map`` does not
@@ -206,6 +260,7 @@ _POINT_ONLY = (("alphas", "--alphas"), ("dim", "-d/--dim"), ("numeric", "--numer
 def conditioning_command(args) -> int:
     from ufm.analysis.conditioning import conditioning, summarize
     from ufm.analysis.regimes import regime_of
+    from ufm.report.progress import Progress
     from ufm.report.text import conditioning_lines, json_text
 
     if args.map:
@@ -217,14 +272,17 @@ def conditioning_command(args) -> int:
         raise UsageError(f"-K/--num-classes takes one value without --map. Got {args.num_classes!r} instead.")
     args.num_classes = 10 if args.num_classes is None else args.num_classes
     problem = problem_of(args)
-    spectra = conditioning(problem, alphas=args.alphas, definitions=args.definitions, numeric=args.numeric,
-                           seed=args.seed, solver_tol=args.solver_tol, null_rtol=args.null_rtol,
-                           max_bytes=int(args.max_gib * 2**30), device=device_of(args.device))
+    with Progress(quiet=args.quiet) as progress:
+        spectra = conditioning(problem, alphas=args.alphas, definitions=args.definitions, numeric=args.numeric,
+                               seed=args.seed, solver_tol=args.solver_tol, null_rtol=args.null_rtol,
+                               max_bytes=int(args.max_gib * 2**30), device=device_of(args.device),
+                               on_step=progress.solver("conditioning: solve"),
+                               on_spectrum=progress.counter("conditioning", "numeric spectra"))
     if args.json:
         print(json_text([s.to_dict() for s in spectra]))
         return 0
     summary = summarize(spectra)
-    compared = [d for d in summary if summary[d]["kappa_ls"]]  # the definitions with an alpha > 0
+    compared = [d for d in summary if max(summary[d]["alphas"]) > 0]  # the definitions with an alpha > 0
     where = regime_of(problem, alphas=args.alphas, definitions=compared) if compared else None
     print("\n".join(conditioning_lines(problem.to_dict(), spectra, summary, where)))
     return 0
@@ -275,15 +333,19 @@ def _convergence_flags(p: Parser) -> None:
         add_flag(p, flag, param=param, constraint=c[param], default=default, help=help_)
     add_flag(p, "--device", param="device", default=None, help=_DEVICE_HELP)
     p.add_argument("--json", action="store_true", help="print JSON (rows, predictions, trajectories)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (the results are printed all the same)")
 
 
 def convergence_command(args) -> int:
     from ufm.analysis.convergence import convergence
+    from ufm.report.progress import Progress
     from ufm.report.text import convergence_lines, json_text
 
-    out = convergence(problem_of(args), alphas=args.alphas, seeds=range(args.seeds), eps=args.eps, rules=args.rules,
-                      max_steps=args.max_steps, record_every=args.record_every, init_scale=args.init_scale,
-                      device=device_of(args.device))
+    with Progress(quiet=args.quiet) as progress:
+        out = convergence(problem_of(args), alphas=args.alphas, seeds=range(args.seeds), eps=args.eps,
+                          rules=args.rules, max_steps=args.max_steps, record_every=args.record_every,
+                          init_scale=args.init_scale, device=device_of(args.device),
+                          on_step=progress.solver("convergence: gradient descent"))
     print(json_text(out) if args.json else "\n".join(convergence_lines(out)))
     return 0
 

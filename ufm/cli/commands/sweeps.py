@@ -6,49 +6,23 @@ checked item by item; ``--dims`` holds ints or expressions in K, which ``SweepSp
 """
 from __future__ import annotations
 
-import sys
 
 from ufm._core.validation import ListOf, Options
-from ufm.cli.parser import CLUSTER, COUNT, WORKERS, Commands, Parser, UsageError, add_flag, out_folder
+from ufm.cli.grid import GRID_KEYS, grid_flags, grid_spec
+from ufm.cli.parser import CLUSTER, WORKERS, Commands, Interrupted, Parser, UsageError, add_flag, out_folder
 
 __all__ = ["add_parser"]
 
 
-class _DimWord:
-    """A ``--dims`` item: an int, or an expression in K (``K``, ``K-1``, ``2K``) that
-    ``SweepSpec`` evaluates and checks."""
-
-    def describe(self) -> str:
-        return "an int or an expression like K, K-1, 2K"
-
-    def contains(self, value) -> bool:
-        return isinstance(value, (int, str))
-
-    def parse(self, text: str):
-        return int(text) if text.lstrip("-").isdigit() else text
-
-
-_LISTS = (  # (flag, UFMProblem parameter, SweepSpec key, default, help)
-    ("--alphas", "alpha", "alphas", "0,0.05,0.1", "comma-separated smoothing factors (default 0,0.05,0.1)"),
-    ("--classes", "num_classes", "classes", "10", "comma-separated K values (default 10)"),
-    ("--dims", None, "dims", "K", "comma-separated d values: ints or K, K-1, 2K, K+3 (default K)"),
-    ("--per-class", "per_class", "per_class", "10", "comma-separated n values (default 10)"),
-    ("--lambda-w", "lambda_w", "lambda_w", "5e-3", "comma-separated values (default 5e-3)"),
-    ("--lambda-h", "lambda_h", "lambda_h", "5e-3", "comma-separated values (default 5e-3)"),
-    ("--lambda-b", "lambda_b", "lambda_b", "0", "comma-separated values (default 0)"),
-)
+_DEFAULTS = {"alphas": "0,0.05,0.1", "classes": "10", "dims": "K", "per_class": "10", "lambda_w": "5e-3",
+             "lambda_h": "5e-3", "lambda_b": "0", "seeds": "1"}
 
 
 def _sweep_flags(p: Parser) -> None:
-    from ufm.problem import CONSTRAINTS
     from ufm.sweep import WHAT
 
     p.add_argument("--out", type=out_folder, default=None, help="output folder (sweep.sqlite, results.csv, spec.json); required to run")
-    p.add_argument("--config", default=None, help="a TOML file with the keys below (instead of the flags)")
-    for flag, param, key, default, help_ in _LISTS:
-        item = _DimWord() if param is None else CONSTRAINTS[param]
-        add_flag(p, flag, param=key, constraint=ListOf(item), default=default, help=help_)
-    add_flag(p, "--seeds", param="seeds", constraint=COUNT, default=1, help="seeds per configuration (default 1)")
+    grid_flags(p, _DEFAULTS, "a TOML file with the keys below; flags written beside it override its keys")
     add_flag(p, "--what", param="what", constraint=ListOf(Options(WHAT)), default="closed-form",
              help=f"comma-separated: {', '.join(WHAT)} (default closed-form)")
     add_flag(p, "--workers", param="workers", constraint=WORKERS, default=None,
@@ -56,24 +30,15 @@ def _sweep_flags(p: Parser) -> None:
     add_flag(p, "--cluster", param="cluster", constraint=CLUSTER, default=None,
              help="local-dask (a LocalCluster) or dask://HOST:PORT (an existing scheduler); default: local processes")
     add_flag(p, "--device", param="device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--extend", action="store_true",
+                   help="add this grid to a folder holding another one (else such a folder is refused)")
     p.add_argument("--status", metavar="DIR", default=None, help="print the progress of the sweep in DIR and exit")
-
-
-def _spec(args):
-    """The SweepSpec of ``--config`` (whose errors are the file's, not a flag's) or of the flags."""
-    from ufm._core.validation import InvalidParameterError
-    from ufm.sweep import SweepSpec
-
-    if args.config:
-        try:
-            return SweepSpec.from_toml(args.config)
-        except InvalidParameterError as e:
-            raise UsageError(str(e)) from None
-    return SweepSpec(**{key: getattr(args, key) for _, _, key, _, _ in _LISTS}, seeds=args.seeds, what=args.what)
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr (points done, rate, ETA)")
 
 
 def sweep_command(args) -> int:
     from ufm._core.executors import ClusterError
+    from ufm.report.progress import Progress
     from ufm.report.text import sweep_done_line, sweep_status_line
     from ufm.sweep import run_sweep, sweep_status
 
@@ -85,10 +50,15 @@ def sweep_command(args) -> int:
         return 0
     if not args.out:
         raise UsageError("--out DIR is required to run a sweep (or --status DIR to see one).")
-    spec = _spec(args)
+    spec = grid_spec(args, GRID_KEYS + ("what",))
     try:
-        summary = run_sweep(spec, args.out, workers=args.workers, cluster=args.cluster, device=args.device,
-                            progress=sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr))
+        with Progress(quiet=args.quiet) as progress:
+            summary = run_sweep(spec, args.out, workers=args.workers, cluster=args.cluster, device=args.device,
+                                log=progress.line, extend=args.extend, on_points=progress.counter("sweep", "points"))
+    except KeyboardInterrupt:
+        status = sweep_status(args.out)
+        raise Interrupted(f"{status['done']} of {status['total']} points are kept in {args.out} (results.csv lists "
+                          "them); rerun the same command to resume") from None
     except ClusterError as e:
         raise UsageError(str(e)) from None
     print(sweep_done_line(summary, args.out))
@@ -96,14 +66,34 @@ def sweep_command(args) -> int:
 
 
 def _plot_flags(p: Parser) -> None:
-    p.add_argument("out", help="a folder written by `ufm sweep`")
+    from ufm.report.folders import FORMATS, LOGY
+    from ufm.report.sweep_figures import FACETS, Selection
+
+    p.add_argument("out", help="a folder written by `ufm sweep`, `ufm experiment`, `ufm train` or `ufm.Tracker`")
+    p.add_argument("--out", dest="to", type=out_folder, default=None,
+                   help="write the figures here (default: into DIR, which is only read otherwise)")
+    add_flag(p, "--select", param="select", constraint=Selection(), default=None,
+             help="draw only these points: KEY=VALUE[,VALUE...], keys d (an int or K, K-1, 2K ...), K, n, lambda_w, "
+                  "lambda_h, lambda_b, alpha (e.g. d=K-1,n=10); a sweep only")
+    add_flag(p, "--facet", param="facet", constraint=Options(FACETS), default=None,
+             help="one row of panels per value of this parameter (default: d, when the sweep holds several); "
+                  "a sweep only")
+    add_flag(p, "--logy", param="logy", constraint=Options(LOGY), default=None,
+             help="log y-axis: auto (when a panel's values are positive and span more than a decade; the default), "
+                  "on, off; a sweep only")
+    add_flag(p, "--format", param="formats", constraint=ListOf(Options(FORMATS)), default="png",
+             help=f"comma-separated file formats among {', '.join(FORMATS)} (default png)")
 
 
 def plot_command(args) -> int:
+    from ufm._core.validation import InvalidParameterError
     from ufm.report.folders import plot_folder
 
     try:
-        paths = plot_folder(args.out)
+        paths = plot_folder(args.out, select=args.select, facet=args.facet, logy=args.logy, formats=args.formats,
+                            to=args.to)
+    except InvalidParameterError:
+        raise  # phrased with the flag that feeds the parameter (ufm.cli.main)
     except (FileNotFoundError, ValueError) as e:
         raise UsageError(str(e)) from None
     for path in paths:

@@ -36,6 +36,7 @@ from http.client import HTTPException
 from pathlib import Path, PurePosixPath
 from typing import Callable, NamedTuple, Optional
 
+from ufm._core.io import missing_folders, remove_empty, writable_folder
 from ufm._core.validation import InstanceOf, InvalidParameterError, Options, OrNone, PathLike, check_all, check_param
 from ufm._version import __version__
 
@@ -363,15 +364,12 @@ def download_dataset(name: str, data_dir=None, *, mirror: Optional[str] = None, 
     if final.is_dir():
         say(f"{name} is already in {final}")
         return final
-    partial = root / PARTIAL
-    partial.mkdir(parents=True, exist_ok=True)
+    made = missing_folders(root / PARTIAL)  # removed again if left empty
+    partial = writable_folder(root / PARTIAL)
     try:
         parts = [_fetch(url, md5, partial / (filename + ".part"), progress, say)
                  for url, md5, filename in _urls(source, mirror)]
         _place(source, parts, partial, final, say)
     finally:
-        try:
-            partial.rmdir()  # only when empty: a .part kept for resuming stays
-        except OSError:
-            pass
+        remove_empty([partial.absolute()] + made[1:])  # only when empty: a .part kept for resuming stays
     return final
