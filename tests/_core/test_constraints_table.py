@@ -64,7 +64,7 @@ def _tracker_folder():
     import os
     import tempfile
 
-    return os.path.join(tempfile.gettempdir(), "ufm-tracker-never-written")
+    return os.path.join(tempfile.gettempdir(), f"ufm-tracker-never-written-{os.getpid()}")
 
 
 CASES = [(where, name, value, call) for where, table, call in _entry_points() for name, c in table.items()

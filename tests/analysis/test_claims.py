@@ -411,3 +411,13 @@ def test_balance_is_checked_on_every_run_not_only_until_one_lacks_counts():
     unmet, note = _balance({"K": 3, "runs": [bare, counted([100, 100, 100])]})
     assert unmet is None and "balance could not be checked" in note and "n = N/K = 100 assumed" in note
     assert _balance({"K": 3, "runs": [counted([100, 100, 100])]}) == (None, "")
+
+
+def test_runs_recorded_before_a_key_existed_group_with_new_ones():
+    from ufm.analysis.networks import group_runs
+
+    old = {"config": {"dataset": "gaussian", "alpha": 0.0, "seed": 0, "mode": "standard"}}
+    new = {"config": {"dataset": "gaussian", "alpha": 0.1, "seed": 0, "mode": "standard", "nc_convention": "ufm",
+                      "memory_format": "contiguous", "autocast": "off"}}
+    other = {"config": {**new["config"], "nc_convention": "guo2025"}}
+    assert group_runs([old, new, other]) == [[old, new], [other]]

@@ -81,7 +81,7 @@ def test_derive_prints_steps(cli):
     (["convergence", "--eps", "0"], "--eps must be a float in the range (0, 1). Got 0.0 instead."),
     (["convergence", "--rules", "fast"], "--rules must be comma-separated names among local, common"),
     (["convergence", "--seeds", "0"], "--seeds must be an int in the range [1, inf). Got 0 instead."),
-    (["conditioning", "--max-gib", "0"], "--max-gib must be a float in the range (0, inf). Got 0.0 instead."),
+    (["conditioning", "--max-gib", "0"], "--max-gib must be a float in the range [9.5367431640625e-07, 1073741824]. Got 0.0 instead."),
     (["convergence", "--init-scale", "0"], "--init-scale must be a float in the range (0, inf)"),
     (["convergence", "--alphas", ""], "--alphas must hold at least one number"),
 ])

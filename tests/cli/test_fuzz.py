@@ -78,7 +78,8 @@ ONLY = {
 # -- words --------------------------------------------------------------------------------------
 
 #: the fresh folder of every case (relative to its working directory); @RO@ is the read-only folder
-PATHS = ["file.txt", "bad.toml", "keys.toml", "empty", "empty/", "run", "demo", "sweep", "missing",
+PATHS = ["file.txt", "bad.toml", "keys.toml", "grid.toml", "run.toml", "finished", "empty", "empty/", "run", "demo",
+         "sweep", "missing",
          "missing/deeper", "file.txt/below", ".", "home", "~", "~/missing", "@CASE@/empty", "@CASE@/missing",
          "@RO@", "@RO@/new", "@RO@/file.txt", "@RO@/sub"]
 JUNK = ["", " ", ",", "1,,2", ",1", "1,", "x", "-", "--", "ü", "名前", "\udcff", "a\udcffb", "K", "None",
@@ -306,10 +307,14 @@ def _layout(case: str) -> None:
     """The files every case may name: a text file, TOML files, an empty folder, malformed records."""
     for name, text in (("file.txt", "not a ufm file\n"), ("bad.toml", "= not toml\n"),
                        ("keys.toml", "unknown = 1\nepochs = 0\n"), ("run/config.json", "{}"),
-                       ("demo/records/claims.json", "["), ("sweep/sweep.sqlite", "not a database")):
+                       ("demo/records/claims.json", "["), ("sweep/sweep.sqlite", "not a database"),
+                       ("grid.toml", "classes = [3]\nalphas = [0.0, 0.2]\nper_class = [2]\n"),
+                       ("run.toml", 'dataset = "gaussian"\nepochs = 1\ntrain_per_class = 4\ntest_per_class = 2\n')):
         os.makedirs(os.path.dirname(os.path.join(case, name)) or case, exist_ok=True)
         with open(os.path.join(case, name), "w") as f:
             f.write(text)
+    if FINISHED is not None:  # a real, finished sweep (another grid than grid.toml's): mixing, refusals
+        shutil.copytree(FINISHED, os.path.join(case, "finished"))
     os.makedirs(os.path.join(case, "empty"))
     os.makedirs(os.path.join(case, "home"))
 
@@ -436,6 +441,7 @@ def _make_read_only(folder: str):
 
 
 READ_ONLY = None  # the read-only folder of this run (None: none could be made; see problems_of)
+FINISHED = None  # a finished sweep folder, copied into every case as "finished"
 
 
 @pytest.fixture(scope="module")
@@ -444,15 +450,19 @@ def workspace(tmp_path_factory):
     problems are tiny: more threads only wait on each other)."""
     import torch
 
-    global READ_ONLY
+    global READ_ONLY, FINISHED
+    from ufm.sweep import SweepSpec, run_sweep
+
     root = str(tmp_path_factory.mktemp("fuzz"))
+    FINISHED = os.path.join(root, "finished")
+    run_sweep(SweepSpec(classes=[3], alphas=[0.0, 0.1], per_class=[2]), FINISHED)
     undo = _make_read_only(os.path.join(root, "ro"))
     READ_ONLY = os.path.join(root, "ro") if undo else None
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield root
     torch.set_num_threads(threads)
-    READ_ONLY = None
+    READ_ONLY = FINISHED = None
     if undo:
         undo()
 

@@ -116,3 +116,25 @@ def test_an_error_in_a_run_file_names_the_file_and_a_flag_names_the_flag(cli, tm
     code, _, err = cli("train", "--out", tmp_path / "r", "--config", toml, "--epochs", "0")
     assert code == 2 and err == "ufm train: error: --epochs must be an int in the range [1, inf). Got 0 instead.\n"
     assert not (tmp_path / "r").exists()
+
+
+def test_an_abbreviated_flag_overrides_the_config_too(cli, tmp_path):
+    """argparse takes --alpha for --alphas and --per for --per-class: written all the same."""
+    toml = tmp_path / "a.toml"
+    toml.write_text("classes = [3]\nalphas = [0.0, 0.1]\nper_class = [10]\n")
+    code, _, err = cli("sweep", "--out", tmp_path / "sw", "--config", toml, "--alpha", "0.3", "--per", "4")
+    spec = json.loads((tmp_path / "sw" / "spec.json").read_text())
+    assert code == 0 and (spec["alphas"], spec["per_class"]) == ([0.3], [4])
+    assert "with --alphas, --per-class from the command line" in err
+
+
+def test_seeds_beyond_64_bits_are_refused_in_one_line(cli):
+    code, _, err = cli("solve", "-K", "3", "-n", "2", "--seed", str(2**63))
+    assert code == 2 and "--seed must be an int in the range [0, 9223372036854775807]" in err
+    code, _, err = cli("solve", "-K", "3", "-n", "2", "--seed", str(2**63 - 1), "--seeds", "2")
+    assert code == 2 and "reaches seed 9223372036854775808" in err and err.count("\n") == 1
+    from ufm.sweep import SweepSpec
+
+    with pytest.raises(Exception, match="'seeds'"):
+        SweepSpec(seeds=[2**64])
+    assert SweepSpec(seeds=[1, 0]).seeds == 2 and SweepSpec(seeds=[5, 3]).seeds == [3, 5]

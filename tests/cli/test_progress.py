@@ -84,14 +84,15 @@ def test_lines_show_the_step_the_grad_norm_and_the_eta_of_a_geometric_decrease(m
         assert last == f"solve: step 100/{max_steps}, ||grad f|| 1.00e-10 (tol 1e-20), 100 steps/s, {eta}"
 
 
-def test_a_bar_when_forced_and_nothing_off_a_terminal_within_line_every():
+def test_a_bar_when_forced_and_nothing_off_a_terminal_within_line_every(monkeypatch):
+    monkeypatch.setattr(progress_module, "LINE_EVERY", 1e9)  # "within LINE_EVERY" however slow the machine
     stream = io.StringIO()
     with Progress(stream=stream, bar=True) as progress:
         res = numerics.solve(PROBLEM, tol=1e-10, device="cpu", on_step=progress.solver())
     text = stream.getvalue()
     assert text.startswith("\rsolve, step 0/5000, ||grad f|| ") and "%|" in text  # redrawn every 0.1 s, then cleared
-    assert text.endswith(" " * 40 + "\r") and int(res.steps[0]) > 0
-    stream = io.StringIO()  # not a terminal: lines, the first after LINE_EVERY (10 s) seconds
+    assert text.endswith("\r") and text.splitlines()[-1].strip() == "" and int(res.steps[0]) > 0  # cleared
+    stream = io.StringIO()  # not a terminal: lines, the first after LINE_EVERY seconds
     with Progress(stream=stream) as progress:
         assert not progress.bar
         numerics.solve(PROBLEM, tol=1e-10, device="cpu", on_step=progress.solver())
@@ -218,3 +219,15 @@ def test_solve_from_several_seeds_reports_their_spread(cli):
     assert d["worst_error"] < 1e-6 and d["spread"]["logit_gap"]["max"] - d["spread"]["logit_gap"]["min"] < 1e-8
     code, text, _ = cli("solve", "-K", "3", "-n", "4", "--alpha", "0.1", "--seeds", "3", "--quiet")
     assert code == 0 and text.startswith("solved from 3 seeds (0..2) with lbfgs")
+
+
+def test_an_interrupted_demo_says_its_stages_are_kept(cli, monkeypatch, tmp_path):
+    import ufm.pipelines.demo as demo
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "run_demo", interrupted)
+    code, _, err = cli("demo", "--out", tmp_path / "d")
+    assert code == 130 and err == (f"ufm demo: interrupted: the finished stages are kept in {tmp_path / 'd'}/records; "
+                                   "rerun the same command to resume (it reuses them)\n")

@@ -269,3 +269,23 @@ def test_the_experiment_judges_the_claims_on_its_runs_and_its_report_shows_them(
 
     render_experiment(out)
     assert "## Claims of the paper, judged on these runs" in (out / "report.md").read_text()
+
+
+def test_a_folder_holding_other_work_is_refused_and_left_as_it_was(cli, tmp_path):
+    toml = tmp_path / "e.toml"
+    toml.write_text(TOML)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "experiment.json").write_text('{"name": "other", "runs": ["old"]}')
+    code, out, err = cli("experiment", toml, "--out", other, "--workers", "0", "--quiet")
+    assert code == 2 and "holds another experiment ('other')" in err and err.count("\n") == 1
+    assert (other / "experiment.json").read_text() == '{"name": "other", "runs": ["old"]}'
+    assert sorted(p.name for p in other.iterdir()) == ["experiment.json"]
+    sweep = tmp_path / "sw"
+    assert cli("sweep", "--out", sweep, "--classes", "3", "--quiet")[0] == 0
+    before = sorted(p.name for p in sweep.iterdir())
+    code, _, err = cli("experiment", toml, "--out", sweep, "--workers", "0", "--quiet")
+    assert code == 2 and "holds a sweep (sweep.sqlite)" in err
+    code, _, err = cli("train", "--out", sweep, "--dataset", "gaussian", "--epochs", "1", "--quiet")
+    assert code == 2 and "holds a sweep (sweep.sqlite), not a run" in err
+    assert sorted(p.name for p in sweep.iterdir()) == before

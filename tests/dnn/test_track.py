@@ -265,3 +265,40 @@ def test_tracker_and_logit_helpers_are_public():
 
     assert ufm.Tracker is Tracker
     assert ufm.logit_statistics is logits.logit_statistics and ufm.norm_statistics is logits.norm_statistics
+
+
+def test_a_folder_holding_the_users_own_files_is_never_touched(digits, tmp_path):
+    """A home-made training loop's own metrics.jsonl and checkpoint.pt are not a ufm run: refused,
+    even with overwrite, and left as they were."""
+    net, (x, y) = _cnn(), (digits.x_train, digits.y_train)
+    (tmp_path / "metrics.jsonl").write_text("my own data\n")
+    (tmp_path / "checkpoint.pt").write_bytes(b"my weights")
+    for overwrite in (False, True):
+        with pytest.raises(RunMismatchError, match=r"files that are not a run's \(checkpoint.pt, metrics.jsonl\)"):
+            Tracker(net, tmp_path, classifier="6", train=(x, y), overwrite=overwrite)
+    assert (tmp_path / "metrics.jsonl").read_text() == "my own data\n"
+    assert (tmp_path / "checkpoint.pt").read_bytes() == b"my weights"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "metrics.jsonl"]  # no lock, no config
+
+
+def test_a_half_written_record_line_is_dropped_before_the_next(digits, tmp_path):
+    net, (x, y) = _cnn(), (digits.x_train[:40], digits.y_train[:40])
+    with Tracker(net, tmp_path / "run", classifier="6", train=(x, y)) as tracker:
+        tracker.record(0)
+        with open(tmp_path / "run" / "metrics.jsonl", "ab") as fh:
+            fh.write(b'{"epoch": 1, "spl')  # an append cut short (Ctrl-C, a full disk)
+        tracker.record(1)
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [0, 1]
+    assert [r["epoch"] for r in read_records(tmp_path / "run")] == [0, 1]
+
+
+def test_evaluate_restores_the_models_mode_after_an_error(digits):
+    from ufm.dnn.training import TrainingDivergedError
+
+    net = _cnn()
+    net[6].weight.data[0, 0] = float("nan")  # non-finite logits
+    net.train()
+    with pytest.raises(TrainingDivergedError):
+        evaluate(FeatureProbe(net, classifier="6"), digits.x_train[:20], digits.y_train[:20], 10, 0.0)
+    assert net.training and all(m.training for m in net.modules())

@@ -35,3 +35,8 @@ def test_solve_result_to_dict_is_plain_json():
     assert d["seeds"] == [0, 1] and d["problems"][0]["num_classes"] == 3
     assert len(d["W"]) == 2 and len(d["W"][0]) == 3 and len(d["W"][0][0]) == 3  # (B, K, d)
     assert d["grad_norm"] == r.grad_norm.tolist() and d["trajectory"]["step"] == r.trajectory["step"].tolist()
+
+
+def test_product_pairing_needs_a_seed():
+    with pytest.raises(InvalidParameterError, match="at least one seed"):
+        solve(UFMProblem(3, 2, 3), seeds=[], pairing="product")

@@ -291,3 +291,31 @@ def test_the_api_checks_its_options(small):
         plot_folder(small, formats=["jpg"])
     with pytest.raises(InvalidParameterError, match="selects no point with K=5: K takes the values 3, 4"):
         plot_sweep(small, select={"K": 5})
+
+
+def test_heatmap_cells_sit_on_unevenly_spaced_alphas_and_an_extended_grid_draws(cli, tmp_path):
+    from ufm.report.sweep_figures import _cell_edges, sweep_figures
+
+    assert _cell_edges([0.0, 0.05, 0.1, 0.2, 0.3]).tolist() == pytest.approx([-0.025, 0.025, 0.075, 0.15, 0.25, 0.35])
+    out = tmp_path / "sw"
+    assert cli("sweep", "--out", out, "--classes", "3,5", "--alphas", "0,0.1", "--dims", "K", "--quiet")[0] == 0
+    assert cli("sweep", "--out", out, "--classes", "3,5", "--alphas", "0.2", "--dims", "2K", "--extend",
+               "--quiet")[0] == 0
+    code, stdout, err = cli("plot", out)  # the d = 2K row has one alpha
+    assert code == 0 and "fig_sweep_heatmap.png" in stdout and "Traceback" not in err
+    mesh = [c for ax in sweep_figures(out)["fig_sweep_heatmap"].axes for c in ax.collections
+            if type(c).__name__ == "QuadMesh"][0]
+    xs = sorted(set(np.round(mesh.get_coordinates()[0, :, 0], 12)))
+    assert xs == pytest.approx([-0.05, 0.05, 0.15])  # cells centred on alpha = 0 and 0.1
+
+
+def test_a_run_without_records_is_one_line_and_writes_nothing(cli, tmp_path):
+    import torch
+
+    import ufm
+
+    x, y = torch.randn(12, 4), torch.arange(12) % 3
+    ufm.Tracker(torch.nn.Linear(4, 3), tmp_path / "run", train=(x, y)).close()  # no record yet
+    code, _, err = cli("plot", tmp_path / "run", "--out", tmp_path / "figs")
+    assert code == 2 and "holds no records yet" in err and err.count("\n") == 1
+    assert not (tmp_path / "figs").exists()

@@ -15,7 +15,7 @@ def _keys(folder):
 
 
 def _snapshot(folder):
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file() and "sqlite-" not in p.name}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}  # -wal, -shm too
 
 
 def test_another_grid_is_refused_naming_the_keys_that_differ(cli, tmp_path):
@@ -115,3 +115,31 @@ def test_results_csv_is_rewritten_as_groups_finish(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "GROUP_SIZE", 1)
     run_sweep(SweepSpec(classes=[3], alphas=[0.0, 0.1, 0.2], what=["solve"]), tmp_path, workers=0)
     assert seen[:3] == [1, 2, 3]  # after each group, then once at the end
+
+
+def test_reading_a_store_leaves_no_file_behind(cli, tmp_path):
+    out = tmp_path / "sw"
+    assert cli("sweep", "--out", out, "--classes", "3", "--quiet")[0] == 0
+    before = _snapshot(out)
+    assert cli("sweep", "--status", out)[0] == 0 and cli("claims", out)[0] == 0
+    assert _snapshot(out) == before  # no -wal, no -shm
+
+
+def test_a_damaged_store_is_one_line(cli, tmp_path):
+    (tmp_path / "sweep.sqlite").write_text("not a database")
+    for argv in (["sweep", "--status", tmp_path], ["plot", tmp_path], ["claims", tmp_path],
+                 ["sweep", "--out", tmp_path, "--classes", "3"]):
+        code, _, err = cli(*argv)
+        assert code == 2 and err.count("\n") == 1 and "is not a sweep store (file is not a database)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.sqlite"]
+
+
+def test_ctrl_c_before_the_store_exists_says_nothing_was_kept(cli, tmp_path, monkeypatch):
+    import ufm.sweep
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ufm.sweep, "run_sweep", interrupted)
+    code, _, err = cli("sweep", "--out", tmp_path / "sw", "--classes", "3")
+    assert code == 130 and err == f"ufm sweep: interrupted: before any point was stored in {tmp_path / 'sw'}\n"

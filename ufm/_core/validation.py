@@ -107,8 +107,11 @@ class Interval:
                 return False
         elif not isinstance(value, numbers.Real):
             return False
-        v = float(value)
-        if not math.isfinite(v):
+        try:  # ints compared exactly (2**63 - 1 is not 2**63)
+            v = int(value) if self.kind == "int" else float(value)
+        except OverflowError:  # an int too large for a float
+            return False
+        if self.kind != "int" and not math.isfinite(v):
             return False
         if self.left is not None:
             if v < self.left or (v == self.left and self.closed not in ("left", "both")):

@@ -90,12 +90,17 @@ def load_run(run) -> dict:
     return {"run": str(run), "meta": meta, "config": config, "train": splits["train"], "splits": splits}
 
 
+#: configuration keys added after runs were first recorded, with the value those runs had
+_ADDED_KEYS = {"nc_convention": "ufm", "memory_format": "contiguous", "autocast": "off"}
+
+
 def group_runs(loaded: Sequence[dict]) -> List[List[dict]]:
     """Runs grouped by configuration up to alpha and seed (and device, evaluation batch size),
     in order of first appearance; the mode is part of the configuration."""
     groups: Dict[str, List[dict]] = {}
     for r in loaded:
-        key = json.dumps({k: v for k, v in r["config"].items() if k not in _NOT_GROUPED}, sort_keys=True)
+        config = {**_ADDED_KEYS, **r["config"]}  # a run recorded before a key existed had its default
+        key = json.dumps({k: v for k, v in config.items() if k not in _NOT_GROUPED}, sort_keys=True)
         groups.setdefault(key, []).append(r)
     return list(groups.values())
 

@@ -87,26 +87,31 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message, prog=self.prog)
 
     def parse_known_args(self, args=None, namespace=None):
-        """argparse's, and ``given``: the dests of the flags written on the command line (not left
-        at their defaults), which ``--config`` files yield to."""
+        """argparse's, and ``given``: the dests of the options written on the command line (in any
+        form argparse takes: ``--alphas 0.1``, ``--alphas=0.1``, an abbreviation ``--alpha``), which
+        ``--config`` files yield to. Found by parsing once more with every default suppressed: the
+        dests that appear then are exactly those argparse set from the words."""
         args = sys.argv[1:] if args is None else list(args)
         namespace, rest = super().parse_known_args(args, namespace)
-        given = {a.dest for a in self._actions if a.option_strings and any(_written(o, t) for o in a.option_strings
-                                                                          for t in args)}
-        namespace.given = getattr(namespace, "given", set()) | given
+        options = [a for a in self._actions if a.option_strings and a.default is not argparse.SUPPRESS]
+        saved, defaults = [a.default for a in options], self._defaults
+        try:
+            for a in options:
+                a.default = argparse.SUPPRESS
+            self._defaults = {}
+            bare, _ = super().parse_known_args(args, argparse.Namespace())
+        finally:
+            for a, default in zip(options, saved):
+                a.default = default
+            self._defaults = defaults
+        given = {a.dest for a in options if hasattr(bare, a.dest)}
+        namespace.given = getattr(namespace, "given", set()) | getattr(bare, "given", set()) | given
         return namespace, rest
 
     def flag_name(self, param: str) -> Optional[str]:
         """The flag that feeds API parameter ``param`` (None: no flag of this command does)."""
         flag = self.flags.get(param)
         return flag.name if flag else None
-
-
-def _written(option: str, token: str) -> bool:
-    """True if ``token`` gives ``option``: ``--alphas``, ``--alphas=0.1``, ``-K``, ``-K5``."""
-    if option.startswith("--"):
-        return token == option or token.startswith(option + "=")
-    return token.startswith(option) and not token.startswith("--")
 
 
 @contextlib.contextmanager

@@ -282,46 +282,48 @@ def evaluate(model, x: torch.Tensor, y: torch.Tensor, num_classes: int, alpha: f
                                     expected=str(probe.num_classes))
     was_training = core.training
     core.eval()
-    dist = dist if dist is not None and dist.active else None
-    if dist is not None:  # rank 0's buffers (BatchNorm statistics), as DDP's forward would
-        for buf in core.buffers():
-            dist.dist.broadcast(buf, 0)
-    world = dist.world if dist is not None else 1
-    lo, hi = _shard(x.shape[0], dist)
-    W, b = probe.weights()  # (K, d), (K,)
-    acc = TwoPassNC(num_classes, probe.feature_dim, W, b, device=x.device, convention=nc_convention)
-    feats, logits = [], []
-    for start in range(lo, hi, batch_size):
-        with forward_precision(x.device, autocast):
-            z, h = probe(x[start:min(hi, start + batch_size)])  # (B, K), (B, d); not DDP
-        feats.append(h.float() if autocast != "off" else h)  # bfloat16 -> float32; accumulated in float64
-        logits.append(z)
-    H = torch.cat(feats) if feats else x.new_zeros((0, probe.feature_dim))  # (n_r, d), this process's shard
-    Z = (torch.cat(logits) if logits else x.new_zeros((0, num_classes))).to(torch.float64)  # (n_r, K)
-    acc.update_means(H, y[lo:hi])  # both passes of the accumulator run over the stored features
-    reduce = dist.all_reduce if dist is not None else None
-    # the float64 class sums are finite exactly when the features are (else look at the features themselves)
-    finite = ((bool(torch.isfinite(acc.class_sums).all()) or bool(torch.isfinite(H).all()))
-              and bool(torch.isfinite(Z).all()))
-    finite = torch.tensor([float(finite)], device=x.device)
-    if reduce is not None:
-        reduce(finite)  # every process raises together
-    if int(finite) != world:
-        raise TrainingDivergedError("the network's features or logits became non-finite")
-    st = acc.finish_means(reduce)
-    acc.update_span(H, y[lo:hi])
-    record = acc.measures(reduce)
-    Z, labels = (dist.gather(Z), dist.gather(y[lo:hi])) if dist is not None else (Z, y[lo:hi])  # (N, K), (N,)
-    Z, labels = Z.cpu(), labels.cpu()
-    record["loss"] = float(get_loss(loss)(Z, labels, alpha))
-    record["error"] = float((Z.argmax(1) != labels).double().mean())
-    record.update(logit_statistics(Z, labels))
-    record.update(norm_statistics_of_means(W, st.means, b))
-    record["n"] = int(labels.shape[0])
-    if noise:  # with rank 0's buffers, as above
-        record.update(noise_errors(probe, x, y, noise, seed=noise_seed, batch_size=batch_size, dist=dist,
-                                   autocast=autocast))
-    core.train(was_training)
+    try:  # the caller's mode is restored, also after an error
+        dist = dist if dist is not None and dist.active else None
+        if dist is not None:  # rank 0's buffers (BatchNorm statistics), as DDP's forward would
+            for buf in core.buffers():
+                dist.dist.broadcast(buf, 0)
+        world = dist.world if dist is not None else 1
+        lo, hi = _shard(x.shape[0], dist)
+        W, b = probe.weights()  # (K, d), (K,)
+        acc = TwoPassNC(num_classes, probe.feature_dim, W, b, device=x.device, convention=nc_convention)
+        feats, logits = [], []
+        for start in range(lo, hi, batch_size):
+            with forward_precision(x.device, autocast):
+                z, h = probe(x[start:min(hi, start + batch_size)])  # (B, K), (B, d); not DDP
+            feats.append(h.float() if autocast != "off" else h)  # bfloat16 -> float32; accumulated in float64
+            logits.append(z)
+        H = torch.cat(feats) if feats else x.new_zeros((0, probe.feature_dim))  # (n_r, d), this process's shard
+        Z = (torch.cat(logits) if logits else x.new_zeros((0, num_classes))).to(torch.float64)  # (n_r, K)
+        acc.update_means(H, y[lo:hi])  # both passes of the accumulator run over the stored features
+        reduce = dist.all_reduce if dist is not None else None
+        # the float64 class sums are finite exactly when the features are (else look at the features themselves)
+        finite = ((bool(torch.isfinite(acc.class_sums).all()) or bool(torch.isfinite(H).all()))
+                  and bool(torch.isfinite(Z).all()))
+        finite = torch.tensor([float(finite)], device=x.device)
+        if reduce is not None:
+            reduce(finite)  # every process raises together
+        if int(finite) != world:
+            raise TrainingDivergedError("the network's features or logits became non-finite")
+        st = acc.finish_means(reduce)
+        acc.update_span(H, y[lo:hi])
+        record = acc.measures(reduce)
+        Z, labels = (dist.gather(Z), dist.gather(y[lo:hi])) if dist is not None else (Z, y[lo:hi])  # (N, K), (N,)
+        Z, labels = Z.cpu(), labels.cpu()
+        record["loss"] = float(get_loss(loss)(Z, labels, alpha))
+        record["error"] = float((Z.argmax(1) != labels).double().mean())
+        record.update(logit_statistics(Z, labels))
+        record.update(norm_statistics_of_means(W, st.means, b))
+        record["n"] = int(labels.shape[0])
+        if noise:  # with rank 0's buffers, as above
+            record.update(noise_errors(probe, x, y, noise, seed=noise_seed, batch_size=batch_size, dist=dist,
+                                       autocast=autocast))
+    finally:
+        core.train(was_training)
     return record, Z, labels
 
 
@@ -368,20 +370,22 @@ def noise_errors(model, x: torch.Tensor, y: torch.Tensor, sigmas=NOISE_SIGMAS, *
     core = probe.model
     was_training = core.training
     core.eval()
-    dist = dist if dist is not None and dist.active else None
-    N = x.shape[0]
-    lo, hi = _shard(N, dist)
-    wrong = torch.zeros(len(sigmas), dtype=torch.float64, device=x.device)  # (S,)
-    for j, sigma in enumerate(sigmas):
-        for start in range(lo, hi, batch_size):
-            stop = min(hi, start + batch_size)
-            eps = input_noise(tuple(x.shape[1:]), start, stop, sigma, seed).to(device=x.device, dtype=x.dtype)
-            with forward_precision(x.device, autocast):
-                z = probe(x[start:stop] + sigma * eps)[0]  # (B, K)
-            wrong[j] += (z.argmax(1) != y[start:stop]).sum()
-    if dist is not None:
-        dist.all_reduce(wrong)
-    core.train(was_training)
+    try:  # the caller's mode is restored, also after an error
+        dist = dist if dist is not None and dist.active else None
+        N = x.shape[0]
+        lo, hi = _shard(N, dist)
+        wrong = torch.zeros(len(sigmas), dtype=torch.float64, device=x.device)  # (S,)
+        for j, sigma in enumerate(sigmas):
+            for start in range(lo, hi, batch_size):
+                stop = min(hi, start + batch_size)
+                eps = input_noise(tuple(x.shape[1:]), start, stop, sigma, seed).to(device=x.device, dtype=x.dtype)
+                with forward_precision(x.device, autocast):
+                    z = probe(x[start:stop] + sigma * eps)[0]  # (B, K)
+                wrong[j] += (z.argmax(1) != y[start:stop]).sum()
+        if dist is not None:
+            dist.all_reduce(wrong)
+    finally:
+        core.train(was_training)
     return {noise_key(s): float(w) / N if N else None for s, w in zip(sigmas, wrong.tolist())}
 
 

@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from ufm._core.io import atomic_write_text, missing_folders, read_toml, remove_empty, writable_folder, write_json
+from ufm._core.io import atomic_write_text, missing_folders, read_json, read_toml, remove_empty, writable_folder, write_json
 from ufm._core.validation import Interval, InvalidParameterError, Options, check_param
 from ufm._core.executors import dask_executor, process_pool
 from ufm.analysis.claims import evaluate_claims
 from ufm.analysis.networks import validate
-from ufm.records.runs import EXPERIMENT, RUNS, read_records
+from ufm.records.runs import CONFIG, EXPERIMENT, RUNS, read_records
 from ufm.dnn.config import TrainConfig
 from ufm.dnn.evaluate import NOISE_KEYS
 from ufm.dnn.training import time_training, train
@@ -186,6 +186,7 @@ def run_experiment(spec: ExperimentSpec, out, *, workers: Optional[int] = None, 
         check_param("workers", workers, Interval("int", 0, None, "left"), "run_experiment")
     out = Path(out)
     runs = spec.runs()
+    _check_experiment_folder(out, spec)
     made = missing_folders(out)
     writable_folder(out)
     had_spec = (out / EXPERIMENT).is_file()
@@ -197,6 +198,26 @@ def run_experiment(spec: ExperimentSpec, out, *, workers: Optional[int] = None, 
             (out / EXPERIMENT).unlink()
             remove_empty(made)
         raise
+
+
+def _check_experiment_folder(out: Path, spec: "ExperimentSpec") -> None:
+    """Refuse a folder holding other work: a sweep, a single run, or another experiment (by name).
+
+    Raises:
+        InvalidParameterError: (``param="out"``) naming what the folder holds.
+    """
+    other = ("a sweep (sweep.sqlite)" if (out / "sweep.sqlite").is_file() else
+             "a single run (config.json)" if (out / CONFIG).is_file() else None)
+    if other is None and (out / EXPERIMENT).is_file():
+        try:
+            name = read_json(out / EXPERIMENT).get("name")
+        except (OSError, ValueError, AttributeError):
+            name = None
+        if name != spec.name:
+            other = f"another experiment ({name!r})" if name else "an unreadable experiment.json"
+    if other is not None:
+        raise InvalidParameterError(f"The 'out' parameter of run_experiment: {out} holds {other}; pass another "
+                                    "folder.", param="out", value=str(out))
 
 
 def _run_all(spec: ExperimentSpec, runs: List[tuple], out: Path, workers, cluster, progress: bool, log) -> dict:

@@ -45,8 +45,8 @@ import torch
 
 from ufm._core.io import environment, write_json
 from ufm._core.validation import Boolean, InstanceOf, Interval, InvalidParameterError, OrNone, check_all, check_param
-from ufm.records.runs import (CHECKPOINT, CONFIG, RECORDS, FolderLock, RunMismatchError, append_records, begin_records,
-                              write_progress)
+from ufm.records.runs import (CHECKPOINT, CONFIG, PROGRESS, RECORDS, FolderLock, RunMismatchError, append_records,
+                              begin_records, resume_records, write_progress)
 from ufm.dnn.config import CONSTRAINTS as TRAIN_CONSTRAINTS
 from ufm.dnn.evaluate import FeatureProbe, RecordSettings, epoch_records
 
@@ -108,7 +108,7 @@ class Tracker:
         self.settings = RecordSettings(loss=loss, alpha=float(alpha), n_bins=n_bins, eval_batch_size=eval_batch_size,
                                        data_seed=data_seed, autocast=autocast, nc_convention=nc_convention)
         self.splits, described = self._splits(train, val, test, data)
-        self.out, self.last_epoch, self.last = Path(out), None, {}
+        self.out, self.last_epoch, self.last, self._size = Path(out), None, {}, 0
         config = {**{k: given[k] for k in CONFIG_KEYS if k in given}, "alpha": float(alpha),
                   "dataset": dataset or described["name"], "model": model_name or type(self.probe.model).__name__}
         for k in ("lambda_w", "lambda_h", "lambda_b"):
@@ -120,8 +120,9 @@ class Tracker:
         self._lock.__enter__()
         try:
             self._begin(overwrite)
-        except BaseException:
-            self.close()
+        except BaseException as e:  # refused: the lock (and folders) it made are removed
+            self._lock.__exit__(type(e), e, e.__traceback__)
+            self._lock = None
             raise
 
     def _splits(self, train, val, test, data) -> tuple:
@@ -183,11 +184,17 @@ class Tracker:
                 "features": p.classifier_name if features is None else features, "features_at": p.features_at}
 
     def _begin(self, overwrite: bool) -> None:
-        """config.json, then empty records (``ufm.records.runs``); a held run only with ``overwrite``."""
-        if (self.out / CONFIG).is_file() and not overwrite:
-            raise RunMismatchError(f"The run folder {self.out} already holds a run; pass overwrite=True to start its "
-                                   "records anew, or another folder as out.", param="out", value=str(self.out),
-                                   expected="a folder without config.json (or overwrite=True)")
+        """config.json, then empty records (``ufm.records.runs``). A folder holding anything (hidden
+        files aside) is refused: a run only with ``overwrite``, which replaces the run's own files
+        and nothing else; any other file always (the user's own ``metrics.jsonl`` is never emptied)."""
+        held = sorted(p.name for p in self.out.iterdir() if not p.name.startswith("."))
+        ours = {CONFIG, RECORDS, PROGRESS, CHECKPOINT}
+        other = [name for name in held if name not in ours or not (self.out / CONFIG).is_file()]
+        if other or (held and not overwrite):
+            what = "files that are not a run's (" + ", ".join(other[:3]) + ")" if other else "a run"
+            raise RunMismatchError(f"The folder {self.out} already holds {what}; pass another folder as out"
+                                   + ("" if other else ", or overwrite=True to start its records anew") + ".",
+                                   param="out", value=str(self.out), expected="a new or empty folder")
         if (self.out / CHECKPOINT).is_file():  # a stale checkpoint of another writer would be resumed by ufm train
             (self.out / CHECKPOINT).unlink()
         write_json(self.out / CONFIG, self.meta)
@@ -210,7 +217,8 @@ class Tracker:
         if lr is not None:
             check_param("lr", lr, Interval("float", 0, None, "left"), "Tracker.record")
         records = epoch_records(self.probe, self.splits, epoch, None if lr is None else float(lr), self.settings)
-        size = append_records(self.out / RECORDS, records)
+        resume_records(self.out, self.last_epoch, self._size)  # drop a half-written line an interrupted append left
+        size = self._size = append_records(self.out / RECORDS, records)
         write_progress(self.out, epoch, size)
         self.last_epoch, self.last = epoch, {r["split"]: r for r in records}
         return dict(self.last)

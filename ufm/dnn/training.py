@@ -43,8 +43,8 @@ from ufm._core.device import device_kind
 from ufm._core.io import atomic_write, environment, write_json
 from ufm._core.validation import InvalidParameterError
 from ufm.losses import get_loss
-from ufm.records.runs import (CHECKPOINT, CONFIG, RECORDS, FolderLock, RunMismatchError, append_records, begin_records,
-                              read_config, read_records, resume_records, write_progress)
+from ufm.records.runs import (CHECKPOINT, CONFIG, EXPERIMENT, RECORDS, FolderLock, RunMismatchError, append_records,
+                              begin_records, read_config, read_records, resume_records, write_progress)
 from ufm.dnn.config import TrainConfig
 from ufm.dnn.data import load_dataset
 from ufm.dnn.distributed import Distributed, epoch_order, run_device
@@ -385,7 +385,12 @@ def _checkpoint(run: _Run, epoch: int, records: list) -> None:
 
 
 def _check_folder(out: Path, config: TrainConfig) -> None:
-    """Refuse a folder that holds a run of another configuration (RESULT_NEUTRAL_KEYS may differ)."""
+    """Refuse a folder that holds a run of another configuration (RESULT_NEUTRAL_KEYS may differ), or
+    other work: a sweep or an experiment."""
+    for name, what in (("sweep.sqlite", "a sweep"), (EXPERIMENT, "an experiment")):
+        if (out / name).is_file():
+            raise RunMismatchError(f"{out} holds {what} ({name}), not a run; pass another folder as out.",
+                                   param="out", value=str(out))
     try:
         if (out / CONFIG).is_file():
             held = TrainConfig.from_dict(read_config(out)["config"])

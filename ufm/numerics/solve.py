@@ -280,6 +280,18 @@ def _seeds(seeds, count: int) -> List[int]:
     return out
 
 
+def _pair(problems: List[UFMProblem], seeds, pairing: str) -> tuple:
+    """(problems, seeds) as solve pairs them: unchanged for ``zip``; every problem from every seed,
+    problem-major, for ``product``."""
+    if pairing != "product":
+        return problems, seeds
+    seeds = [int(seeds)] if isinstance(seeds, numbers.Integral) else list(seeds)
+    if not seeds:
+        raise InvalidParameterError("The 'seeds' parameter of solve must hold at least one seed with "
+                                    "pairing='product'. Got [] instead.", param="seeds", value=seeds)
+    return [p for p in problems for _ in seeds], [s for _ in problems for s in seeds]
+
+
 _POSITIVE = Interval("float", 0, None, "neither")
 
 
@@ -336,10 +348,7 @@ def solve(problems: Union[UFMProblem, Sequence[UFMProblem]], *, method: str = "l
         SolverDivergedError: the objective became non-finite; names the step and
             configuration and suggests a smaller learning rate.
     """
-    problems = _check_problems(problems)
-    if pairing == "product":
-        seeds = [int(seeds)] if isinstance(seeds, numbers.Integral) else list(seeds)
-        problems, seeds = [p for p in problems for _ in seeds], [s for _ in problems for s in seeds]
+    problems, seeds = _pair(_check_problems(problems), seeds, pairing)
     cls = METHODS[method]
     max_steps = cls.max_steps if max_steps is None else max_steps
     patience = cls.patience if patience is None else patience

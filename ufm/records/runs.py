@@ -180,21 +180,36 @@ class FolderLock:
         self.created = missing_folders(self.out)
         self.had_lock = (self.out / LOCK).exists()
         writable_folder(self.out)
-        self.fh = open(self.out / LOCK, "w")
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.fh.close()
+        for _ in range(100):  # a lock file removed by the process that held it is opened again
+            self.fh = open(self.out / LOCK, "w")
+            try:
+                fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self.fh.close()
+                self.fh = None
+                break
+            if self._is_the_lock_file():
+                return self
+            self.fh.close()  # locked a file that was unlinked meanwhile: that lock guards nothing
             self.fh = None
-            raise RunMismatchError(f"The run folder {self.out} is in use by another process; wait for it, or pass "
-                                   "another folder as out.", param="out", value=str(self.out),
-                                   expected="a run folder no other process is writing") from None
-        return self
+        raise RunMismatchError(f"The run folder {self.out} is in use by another process; wait for it, or pass "
+                               "another folder as out.", param="out", value=str(self.out),
+                               expected="a run folder no other process is writing")
+
+    def _is_the_lock_file(self) -> bool:
+        """True if the file this process locked is still the folder's ``.lock`` (not one unlinked since)."""
+        try:
+            return os.fstat(self.fh.fileno()).st_ino == os.stat(self.out / LOCK).st_ino
+        except FileNotFoundError:
+            return False
 
     def __exit__(self, *exc):
         if self.fh is not None:
             if exc[0] is not None and not self.had_lock:  # the lock file means nothing once released
-                (self.out / LOCK).unlink()  # so a run that fails leaves no file it did not need
+                try:  # so a run that fails leaves no file it did not need (unlinked while held: see __enter__)
+                    (self.out / LOCK).unlink()
+                except OSError:
+                    pass
                 remove_empty(self.created)
             self.fh.close()
             self.fh = None

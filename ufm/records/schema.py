@@ -7,7 +7,12 @@ result columns named by the functions below (``cf_logit_gap``, ``kappa_full``,
 """
 from __future__ import annotations
 
-__all__ = ["CONFIG_COLUMNS", "CLOSED_FORM_QUANTITIES", "SOLVE_QUANTITIES", "CONVERGENCE_PREFIX", "closed_form_column",
+import re
+from typing import Union
+
+from ufm._core.validation import InvalidParameterError
+
+__all__ = ["dim_of", "CONFIG_COLUMNS", "CLOSED_FORM_QUANTITIES", "SOLVE_QUANTITIES", "CONVERGENCE_PREFIX", "closed_form_column",
            "numeric_column", "kappa_column", "steps_column", "steps_column_parts", "convergence_column",
            "convergence_steps_column"]
 
@@ -64,3 +69,21 @@ def convergence_column(name: str) -> str:
 def convergence_steps_column(quantity: str, eps: float) -> str:
     """``conv_steps_<quantity>_<eps>`` (e.g. ``conv_steps_nc1_1e-06``)."""
     return convergence_column(steps_column(quantity, eps))
+
+
+_DIM = re.compile(r"^\s*(?:(\d+)\s*\*?\s*)?K\s*(?:([+-])\s*(\d+))?\s*$")
+
+
+def dim_of(expr: Union[int, str], K: int) -> int:
+    """The d of a sweep's ``dims`` item: an int, or an expression ``[a]K[+-b]`` (``K-1``, ``2K``)
+    evaluated at K; the one reading of these expressions for the sweep and its figures."""
+    if isinstance(expr, int) and not isinstance(expr, bool):
+        return expr
+    m = _DIM.match(str(expr))
+    if not m:
+        raise InvalidParameterError(f"The 'dims' parameter of SweepSpec must hold ints or expressions like K, "
+                                    f"K-1, 2K, K+3. Got {expr!r} instead.", param="dims", value=expr,
+                                    expected="ints or expressions like K, K-1, 2K")
+    a = int(m.group(1) or 1)
+    b = int(m.group(3) or 0) * (-1 if m.group(2) == "-" else 1)
+    return a * K + b

@@ -10,6 +10,7 @@ sweep's driver) writes; workers only compute. sqlite3 is in the standard library
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -27,21 +28,36 @@ def _not_a_store(path: Path, err: Exception) -> DataFileError:
 
 
 def _open_readonly(path: Path) -> sqlite3.Connection:
-    """A read-only connection to the existing store ``path``."""
+    """A connection to the existing store ``path`` that only reads.
+
+    In a writable folder a plain connection (which, being the last to close, removes the write-ahead
+    log's ``-wal`` and ``-shm`` files again, so reading leaves no file behind); in a read-only one
+    ``mode=ro``, else, when there is no ``-wal`` file (no writer, nothing uncommitted to miss),
+    ``immutable=1``.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        DataFileError: not a sweep store, or a store that cannot be read here (named, with why).
+    """
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found")
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
     uri = path.resolve().as_uri()
-    for mode in ("mode=ro", "immutable=1"):
-        conn = sqlite3.connect(f"{uri}?{mode}", uri=True)
+    modes = [None] if writable else ["mode=ro"] + ([] if Path(f"{path}-wal").exists() else ["immutable=1"])
+    error = None
+    for mode in modes:
+        conn = sqlite3.connect(str(path)) if mode is None else sqlite3.connect(f"{uri}?{mode}", uri=True)
         try:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
             return conn
-        except sqlite3.OperationalError:  # a WAL store in a read-only folder: its -shm cannot be made
+        except sqlite3.OperationalError as e:  # e.g. a WAL store in a read-only folder: its -shm cannot be made
             conn.close()
+            error = e
         except sqlite3.DatabaseError as e:
             conn.close()
             raise _not_a_store(path, e) from None
-    raise sqlite3.OperationalError(f"cannot open {path} for reading")
+    raise DataFileError(f"cannot read {path} ({error}); a store whose write-ahead log ({path.name}-wal) is left over "
+                        "needs a writable folder to be read: copy the folder first")
 
 
 class SweepStore:

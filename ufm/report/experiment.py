@@ -50,6 +50,8 @@ def render_experiment(out, formats=("png",), to=None) -> List[Path]:
     """
     out = Path(out)
     runs = load_runs(out)
+    if not any(r["records"] for r in runs):
+        raise ValueError(f"{out} holds no records yet (none a checkpoint covers): nothing to draw")
     validation = read_json(out / "validation.json") if (out / "validation.json").is_file() else {}
     to = writable_folder(out if to is None else to)
     paths = draw_figures(to, runs, validation, formats)

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 from ufm._core.io import writable_folder  # noqa: E402
 from ufm._core.validation import InvalidParameterError, ListOf, Options, OrNone, validate_params  # noqa: E402
-from ufm.records.schema import closed_form_column, convergence_steps_column, kappa_column  # noqa: E402
+from ufm.records.schema import closed_form_column, convergence_steps_column, dim_of, kappa_column  # noqa: E402
 from ufm.records.store import SweepStore  # noqa: E402
 from ufm.report.folders import FORMATS, LOGY, save_figure, y_scale  # noqa: E402
 from ufm.theory.keys import DEFINITIONS  # noqa: E402
@@ -60,13 +60,6 @@ _HEAT = [(closed_form_column("logit_gap"), "logit gap"), (kappa_column("full"), 
          (kappa_column("logits"), "kappa (logits)")]
 
 
-def _dim_of(expr, K: int) -> int:
-    """d of an int or an expression in K (``K-1``, ``2K``), as the sweep's spec evaluates it."""
-    from ufm.sweep.spec import _dim_of as dim_of
-
-    return dim_of(expr, K)
-
-
 def _number(text: str):
     """An int when the word is one, else a float (ValueError otherwise, or when not finite)."""
     value = int(text) if text.lstrip("-").isdigit() else float(text)
@@ -80,7 +73,7 @@ def _value_ok(key: str, v) -> bool:
         return False
     if key == "d" and isinstance(v, str):
         try:
-            _dim_of(v, 2)
+            dim_of(v, 2)
         except ValueError:
             return False
         return True
@@ -126,7 +119,7 @@ def _label(config: dict, key: str, dims: Sequence) -> str:
     """How a point's value of ``key`` is named: d as the spec's expression giving it, others by value."""
     if key == "d":
         K, d = config["num_classes"], config["dim"]
-        return next((str(e) for e in dims if _dim_of(e, K) == d), str(d))
+        return next((str(e) for e in dims if dim_of(e, K) == d), str(d))
     if key == "seed":
         return str(config["seed"])
     return format(config[SELECT_KEYS[key]], "g")
@@ -142,7 +135,7 @@ def _ordered(key: str, labels, dims: Sequence) -> List[str]:
 
 def _matches(config: dict, key: str, value) -> bool:
     if key == "d":
-        return config["dim"] == _dim_of(value, config["num_classes"])
+        return config["dim"] == dim_of(value, config["num_classes"])
     return math.isclose(float(config[SELECT_KEYS[key]]), float(value), rel_tol=1e-9, abs_tol=0.0)
 
 
@@ -303,6 +296,17 @@ def _lines(layout: dict, panels, logy: str):
     return fig
 
 
+def _cell_edges(values: List[float]) -> np.ndarray:
+    """Edges of cells centred on sorted ``values`` (the midpoints between neighbours; one value gets a
+    cell of width 0.01 or 2% of its size)."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 1:
+        half = max(abs(v[0]) * 0.02, 0.005)
+        return np.array([v[0] - half, v[0] + half])
+    mid = (v[1:] + v[:-1]) / 2
+    return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+
+
 def _heatmap(ax, fig, rows: List[dict], key: str, logy: str) -> None:
     """``key`` over (alpha, K): a cell per point, crosses on the trivial ones, the threshold per K row."""
     from matplotlib.colors import LogNorm, SymLogNorm
@@ -318,9 +322,8 @@ def _heatmap(ax, fig, rows: List[dict], key: str, logy: str) -> None:
     small = np.abs(finite[finite != 0])
     norm = (LogNorm() if scale == "log" else
             SymLogNorm(linthresh=float(small.min()) if small.size else 1.0) if scale == "symlog" else None)
-    half = (alphas[-1] - alphas[0]) / (len(alphas) - 1) / 2  # cells centred on the alphas (evenly spaced)
-    im = ax.imshow(grid, aspect="auto", origin="lower", interpolation="nearest", norm=norm,
-                   extent=(alphas[0] - half, alphas[-1] + half, 0, len(Ks)))
+    im = ax.pcolormesh(_cell_edges(alphas), np.arange(len(Ks) + 1), np.ma.masked_invalid(grid), norm=norm,
+                       shading="flat")  # a cell around each alpha, however the alphas are spaced
     for r in rows:
         if r["result"].get("trivial"):
             ax.plot(r["config"]["alpha"], Ks.index(r["config"]["num_classes"]) + 0.5, "x", color="w", gid="trivial")

@@ -10,7 +10,6 @@ import gc
 import hashlib
 import itertools
 import json
-import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
@@ -18,9 +17,9 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from ufm._core.io import read_toml
-from ufm._core.validation import Interval, InvalidParameterError, ListOf, check_param
+from ufm._core.validation import SEED, Interval, InvalidParameterError, ListOf, check_param
 from ufm.problem import UFMProblem
-from ufm.records.schema import CONFIG_COLUMNS
+from ufm.records.schema import CONFIG_COLUMNS, dim_of
 
 __all__ = ["SweepSpec", "PointTable", "point_key", "KEYS", "WHAT"]
 
@@ -29,23 +28,6 @@ WHAT = ("closed-form", "solve", "conditioning", "convergence")
 
 #: the keys of a sweep file and of the flags (``--per-class`` for ``per_class``, ...)
 KEYS = ("alphas", "classes", "dims", "per_class", "lambda_w", "lambda_h", "lambda_b", "seeds", "what")
-
-_DIM = re.compile(r"^\s*(?:(\d+)\s*\*?\s*)?K\s*(?:([+-])\s*(\d+))?\s*$")
-
-
-def _dim_of(expr: Union[int, str], K: int) -> int:
-    """An int, or an expression ``[a]K[+-b]`` evaluated at K."""
-    if isinstance(expr, int) and not isinstance(expr, bool):
-        return expr
-    m = _DIM.match(str(expr))
-    if not m:
-        raise InvalidParameterError(f"The 'dims' parameter of SweepSpec must hold ints or expressions like K, "
-                                    f"K-1, 2K, K+3. Got {expr!r} instead.", param="dims", value=expr,
-                                    expected="ints or expressions like K, K-1, 2K")
-    a = int(m.group(1) or 1)
-    b = int(m.group(3) or 0) * (-1 if m.group(2) == "-" else 1)
-    return a * K + b
-
 
 #: a UFMProblem parameter -> the sweep key that lists its values
 _SPEC_NAMES = {"alpha": "alphas", "num_classes": "classes", "dim": "dims"}
@@ -74,7 +56,7 @@ def _key(canonical: str) -> str:
 
 _SEED_COUNT = Interval("int", 1, None, "left")
 #: a list of seeds (non-empty, each an int >= 0); a count is the other accepted form
-_SEED_LIST = ListOf(Interval("int", 0, None, "left"))
+_SEED_LIST = ListOf(SEED)
 
 
 @dataclass
@@ -113,7 +95,8 @@ class SweepSpec:
                 raise InvalidParameterError(f"The 'seeds' parameter of SweepSpec must hold distinct seeds. Got "
                                             f"{list(self.seeds)!r} instead.", param="seeds", value=list(self.seeds),
                                             expected="a count >= 1 or a list of distinct ints >= 0")
-            self.seeds = len(self.seeds) if list(self.seeds) == list(range(len(self.seeds))) else list(self.seeds)
+            seeds = sorted(self.seeds)  # a set of seeds: the order does not make another grid
+            self.seeds = len(seeds) if seeds == list(range(len(seeds))) else seeds
         else:
             check_param("seeds", self.seeds, _SEED_COUNT, "SweepSpec")
         for w in self.what:
@@ -152,11 +135,11 @@ class SweepSpec:
             for name, values in (("lambda_w", self.lambda_w), ("lambda_h", self.lambda_h),
                                  ("lambda_b", self.lambda_b), ("alpha", self.alphas)):
                 for v in values:
-                    UFMProblem(self.classes[0], self.per_class[0], _dim_of(self.dims[0], self.classes[0]),
+                    UFMProblem(self.classes[0], self.per_class[0], dim_of(self.dims[0], self.classes[0]),
                                **{**first, name: v})
             shapes = []
             for K, dim, n in itertools.product(self.classes, self.dims, self.per_class):
-                p = UFMProblem(K, n, _dim_of(dim, K), **first)
+                p = UFMProblem(K, n, dim_of(dim, K), **first)
                 shapes.append((p.K, p.d, p.n))
         return shapes
 

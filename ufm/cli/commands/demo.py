@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ufm.cli.parser import Commands, Parser, UsageError, out_folder
+from ufm.cli.parser import Commands, Interrupted, Parser, UsageError, out_folder
 
 __all__ = ["add_parser"]
 
@@ -23,7 +23,11 @@ def demo_command(args) -> int:
     from ufm.pipelines.demo import run_demo
     from ufm.report.progress import Progress
 
-    report = run_demo(args.out, quick=args.quick, force=args.force, log=Progress(quiet=args.quiet).line)
+    try:
+        report = run_demo(args.out, quick=args.quick, force=args.force, log=Progress(quiet=args.quiet).line)
+    except KeyboardInterrupt:
+        raise Interrupted(f"the finished stages are kept in {args.out}/records; rerun the same command to resume "
+                          "(it reuses them)") from None
     print(f"report: {report}")
     return 0
 

@@ -131,6 +131,9 @@ def solve_command(args) -> int:
                    max_steps=args.max_steps, lr=args.lr, momentum=args.momentum, history=args.history,
                    init_scale=args.init_scale, patience=args.patience, dtype=dtype_of(args.dtype),
                    device=device_of(args.device))
+    if args.seed + args.seeds - 1 > SEED.right:
+        raise UsageError(f"--seed {args.seed} with --seeds {args.seeds} reaches seed {args.seed + args.seeds - 1}; "
+                         f"seeds must be at most {SEED.right}.")
     with Progress(quiet=args.quiet) as progress:
         if args.seeds > 1:
             out = solve_seeds(problem_of(args), range(args.seed, args.seed + args.seeds), **options,

@@ -56,7 +56,10 @@ def sweep_command(args) -> int:
             summary = run_sweep(spec, args.out, workers=args.workers, cluster=args.cluster, device=args.device,
                                 log=progress.line, extend=args.extend, on_points=progress.counter("sweep", "points"))
     except KeyboardInterrupt:
-        status = sweep_status(args.out)
+        try:
+            status = sweep_status(args.out)
+        except (FileNotFoundError, ValueError):  # before the store was made: nothing to keep
+            raise Interrupted(f"before any point was stored in {args.out}") from None
         raise Interrupted(f"{status['done']} of {status['total']} points are kept in {args.out} (results.csv lists "
                           "them); rerun the same command to resume") from None
     except ClusterError as e:
