@@ -77,6 +77,21 @@ def _fake_run(folder, alpha, seed, p_off, nc1, errors=(0.5, 0.0, 0.0), nc2=(0.9,
     return folder
 
 
+def test_a_tie_in_epochs_to_the_target_nc1_is_not_support(tmp_path):
+    """CE and LS first reach the target NC1 (0.5, the largest final value) at the same epoch: the
+    check does not hold (a tie is never support), whereas one epoch fewer for LS does."""
+    tie = [_fake_run(tmp_path / "a", 0.0, 0, 0.010, (5.0, 1.0, 0.5)),
+           _fake_run(tmp_path / "b", 0.1, 0, 0.020, (5.0, 1.0, 0.5))]
+    [g] = validate(tie)["groups"]
+    fewer = {c["prediction"]: c for c in g["checks"]}["LS reaches a given NC1 in fewer epochs"]
+    assert fewer["measured"] == {0.0: 2.0, 0.1: 2.0} and not fewer["holds"]
+    ahead = [_fake_run(tmp_path / "c", 0.0, 0, 0.010, (5.0, 1.0, 0.5)),
+             _fake_run(tmp_path / "d", 0.1, 0, 0.020, (5.0, 0.5, 0.5))]
+    [g] = validate(ahead)["groups"]
+    fewer = {c["prediction"]: c for c in g["checks"]}["LS reaches a given NC1 in fewer epochs"]
+    assert fewer["measured"] == {0.0: 2.0, 0.1: 1.0} and fewer["holds"]
+
+
 def test_validate_cross_run_checks_on_hand_written_records(tmp_path):
     # p_off - alpha/K: 0.010 (CE) and 0.02 - 0.01 = 0.010, 0.0115 (LS): spread 0.0015/0.0115 = 0.13 < 0.25
     runs = [_fake_run(tmp_path / "a", 0.0, 0, 0.010, (5.0, 1.0, 0.5)),
