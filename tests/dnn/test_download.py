@@ -181,13 +181,18 @@ def test_an_interrupted_transfer_is_kept_and_resumed_with_a_range_request(monkey
     assert os.listdir(tmp_path) == ["cifar-10-batches-py"]
 
 
+def _left_part(root, data: bytes):
+    """The .part file of CIFAR-10's archive an earlier attempt left in ``root``, holding ``data``."""
+    part = root / ".ufm-partial" / "cifar-10-python.tar.gz.part"
+    part.parent.mkdir()
+    part.write_bytes(data)
+
+
 @pytest.mark.parametrize("mode, requests", [("full", 1), ("refuse-range", 2), ("wrong-range", 2)])
 def test_a_server_that_does_not_resume_restarts_the_file_from_zero(monkeypatch, server, tmp_path, mode, requests):
     data = tar_gz(BIG)
     serve_source(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": data}, "tar.gz", "cifar-10-batches-py")
-    part = tmp_path / ".ufm-partial" / "cifar-10-python.tar.gz.part"
-    part.parent.mkdir()
-    part.write_bytes(b"stale bytes of another attempt")
+    _left_part(tmp_path, b"stale bytes of another attempt")
     server.mode = mode
     lines = []
     folder = download_dataset("cifar10", tmp_path, log=lines.append)
@@ -200,9 +205,7 @@ def test_a_server_that_does_not_resume_restarts_the_file_from_zero(monkeypatch, 
 def test_a_range_beyond_the_file_restarts_from_zero(monkeypatch, server, tmp_path):
     data = tar_gz(CIFAR)
     serve_source(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": data}, "tar.gz", "cifar-10-batches-py")
-    part = tmp_path / ".ufm-partial" / "cifar-10-python.tar.gz.part"
-    part.parent.mkdir()
-    part.write_bytes(b"\0" * (len(data) + 10))  # longer than the file: the server answers 416
+    _left_part(tmp_path, b"\0" * (len(data) + 10))  # longer than the file: the server answers 416
     server.mode = "range"
     download_dataset("cifar10", tmp_path)
     assert [r[1] for r in server.requests] == [f"bytes={len(data) + 10}-", None]
@@ -212,9 +215,7 @@ def test_a_range_beyond_the_file_restarts_from_zero(monkeypatch, server, tmp_pat
 def test_a_complete_part_is_used_without_network_access(monkeypatch, server, tmp_path):
     data = tar_gz(CIFAR)
     serve_source(monkeypatch, server, "cifar10", {"cifar-10-python.tar.gz": data}, "tar.gz", "cifar-10-batches-py")
-    part = tmp_path / ".ufm-partial" / "cifar-10-python.tar.gz.part"
-    part.parent.mkdir()
-    part.write_bytes(data)
+    _left_part(tmp_path, data)
     assert _tree(download_dataset("cifar10", tmp_path)) == {"data_batch_1": b"batch one", "batches.meta": b"meta"}
     assert server.requests == []
 

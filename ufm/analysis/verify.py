@@ -90,6 +90,10 @@ def worst_error(errors: dict) -> float:
     return max(errors[k] for k in CHECKED + NC_CHECKED + ("orbit",) if k in errors and not math.isnan(errors[k]))
 
 
+#: the smoothing factors of :func:`default_grid` (also those ``ufm verify`` takes when other grid flags are given)
+DEFAULT_ALPHAS = (0.0, 0.05, 0.1, 0.2, 0.3)
+
+
 def default_grid(per_class: int = 10, seeds: Sequence[int] = (0, 1),
                  classes: Sequence[int] = (3, 5, 10)) -> List[Tuple[UFMProblem, int]]:
     """The grid of ``ufm verify``: K in ``classes`` (default {3, 5, 10}), d in {K-1, K, 2K},
@@ -102,7 +106,7 @@ def default_grid(per_class: int = 10, seeds: Sequence[int] = (0, 1),
     lambdas = [(5e-3, 5e-3, 0.0), (1e-2, 1e-3, 1e-2), (4e-2, 4e-2, 0.0)]
     out = []
     for K in classes:
-        for d, a, (lw, lh, lb), s in itertools.product((K - 1, K, 2 * K), (0.0, 0.05, 0.1, 0.2, 0.3), lambdas, seeds):
+        for d, a, (lw, lh, lb), s in itertools.product((K - 1, K, 2 * K), DEFAULT_ALPHAS, lambdas, seeds):
             out.append((UFMProblem(K, per_class, d, lw, lh, lb, a), s))
     return out
 

@@ -94,6 +94,9 @@ class Parser(argparse.ArgumentParser):
         args = sys.argv[1:] if args is None else list(args)
         namespace, rest = super().parse_known_args(args, namespace)
         options = [a for a in self._actions if a.option_strings and a.default is not argparse.SUPPRESS]
+        if not options:  # the top-level parser (--help, --version): its subcommand's parser records them
+            namespace.given = getattr(namespace, "given", set())
+            return namespace, rest
         saved, defaults = [a.default for a in options], self._defaults
         try:
             for a in options:

@@ -57,8 +57,7 @@ CONFIG_KEYS = ("dataset", "model", "loss", "alpha", "seed", "mode", "lambda_w", 
                "data_seed", "n_bins", "eval_batch_size", "autocast", "nc_convention")
 #: the constraint of each of Tracker's settings (those shared with TrainConfig are TrainConfig's)
 CONSTRAINTS = {
-    **{k: TRAIN_CONSTRAINTS[k] for k in ("loss", "alpha", "seed", "mode", "lambda_w", "lambda_h", "lambda_b",
-                                         "data_seed", "n_bins", "eval_batch_size", "autocast", "nc_convention")},
+    **{k: TRAIN_CONSTRAINTS[k] for k in CONFIG_KEYS if k not in ("dataset", "model")},
     "dataset": OrNone(InstanceOf(str)),
     "model_name": OrNone(InstanceOf(str)),
     "overwrite": Boolean(),

@@ -104,6 +104,15 @@ class SweepStore:
         row = self.conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return None if row is None else json.loads(row[0])
 
+    def grids(self) -> List[dict]:
+        """The specs of the grids this store holds, oldest first (``ufm.sweep.grids``); a store written
+        before grids were recorded holds its one spec under ``spec``."""
+        grids = self.meta("grids")
+        if grids is None:
+            spec = self.meta("spec")
+            grids = [spec] if spec else []
+        return grids
+
     def components(self) -> Dict[str, set]:
         """key -> the components already computed for it."""
         return {k: set(json.loads(c)) for k, c in self.conn.execute("SELECT key, components FROM points")}

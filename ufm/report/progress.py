@@ -29,7 +29,7 @@ import time
 from collections import deque
 from typing import Callable, List, Optional, TextIO
 
-from ufm.report.text import _duration
+from ufm.report.text import duration_text
 
 __all__ = ["Progress", "LINE_EVERY", "BAR_EVERY", "WINDOW"]
 
@@ -120,7 +120,7 @@ class _Solver:
         target = f" (tol {tol:.0e})" if tol > 0 else ""
         text = f"step {step}/{max_steps}, ||grad f|| {g:.2e}{target}"
         if rate is not None:
-            eta = "0 s" if left == 0 else _duration(left / rate)
+            eta = "0 s" if left == 0 else duration_text(left / rate)
             text += f", {rate:.3g} steps/s, ETA {'<= ' if capped else ''}{eta}"
         return step, left, text
 
@@ -146,7 +146,7 @@ class _Counter:
         text = f"{done}/{total} {self.unit}"
         if 0 < done < total and now > self.t0:
             rate = done / (now - self.t0)
-            text += f", {rate:.3g}/s, ETA {_duration((total - done) / rate)}"
+            text += f", {rate:.3g}/s, ETA {duration_text((total - done) / rate)}"
         return text
 
     def close(self) -> None:

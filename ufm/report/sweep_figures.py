@@ -365,7 +365,7 @@ def _read(out: Path):
         raise FileNotFoundError(f"{path} not found: no sweep has been run in {out}")
     with SweepStore(path, readonly=True) as store:  # a store in a read-only folder can be drawn
         rows = [r for r in store.rows() if r["status"] == "ok"]
-        grids = store.meta("grids") or [store.meta("spec") or {}]  # every grid the folder holds
+        grids = store.grids()  # every grid the folder holds
     if not rows:
         raise ValueError(f"{path} holds no finished point")
     return rows, list(dict.fromkeys(d for g in grids for d in g.get("dims") or ()))

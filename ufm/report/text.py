@@ -15,7 +15,7 @@ from ufm._core.io import to_jsonable
 
 __all__ = ["json_text", "problem_text", "closed_form_lines", "solve_lines", "verify_lines", "conditioning_lines",
            "convergence_lines", "train_lines", "experiment_list_lines", "experiment_done_line", "plan_lines", "sweep_status_line",
-           "sweep_done_line", "regime_map_lines", "regime_point_lines", "LOGITS_NOTE"]
+           "sweep_done_line", "regime_map_lines", "regime_point_lines", "duration_text", "LOGITS_NOTE"]
 
 
 def json_text(obj) -> str:
@@ -239,7 +239,8 @@ def experiment_list_lines(experiments: Iterable[tuple]) -> List[str]:
     return [f"{name:20s} {description}" for name, description in experiments]
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """A duration as the plans and progress lines print it: ``2.5 h``, ``3.0 min``, ``12.0 s``, ``80 ms``."""
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
             return f"{seconds / size:.1f} {unit}"
@@ -256,12 +257,12 @@ def plan_lines(plan: Mapping) -> List[str]:
     for t in plan["timings"]:
         how = "a whole epoch" if t["whole_epoch"] else f"{t['steps_timed']} of {t['steps_per_epoch']} steps"
         lines.append(f"  timed on {t['device']} ({how}): {t['step_seconds'] * 1e3:.1f} ms per step, epoch "
-                     f"{_duration(t['epoch_seconds'])}, record {_duration(t['record_seconds'])} (its forward passes)")
+                     f"{duration_text(t['epoch_seconds'])}, record {duration_text(t['record_seconds'])} (its forward passes)")
     for r in plan["runs"]:
-        est = "not estimated" if r["estimate_seconds"] is None else f"about {_duration(r['estimate_seconds'])}"
+        est = "not estimated" if r["estimate_seconds"] is None else f"about {duration_text(r['estimate_seconds'])}"
         lines.append(f"  run {r['name']}: {r['epochs']} epochs, {r['records']} records, {est}")
     if plan["total_seconds"] is not None:
-        lines.append(f"total, one run at a time: about {_duration(plan['total_seconds'])} "
+        lines.append(f"total, one run at a time: about {duration_text(plan['total_seconds'])} "
                      "(an estimate from timed steps; parallel workers on separate devices divide it)")
     else:
         why = "a dataset is missing or unreadable" if plan.get("timed", True) else "timing was not asked for"

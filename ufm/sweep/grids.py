@@ -15,7 +15,7 @@ from typing import Dict, List
 from ufm._core.validation import InvalidParameterError
 from ufm.sweep.spec import WHAT, SweepSpec
 
-__all__ = ["SweepFolderError", "folder_grids", "admit", "point_needs", "check_sweep_folder", "SWEEP_FILES"]
+__all__ = ["SweepFolderError", "admit", "point_needs", "check_sweep_folder", "SWEEP_FILES"]
 
 #: the files a sweep writes in its folder
 SWEEP_FILES = ("sweep.sqlite", "sweep.sqlite-wal", "sweep.sqlite-shm", "results.csv", "results.parquet", "spec.json")
@@ -31,16 +31,6 @@ class SweepFolderError(InvalidParameterError):
 def _grid(spec: dict) -> dict:
     """A spec without its components: what makes two sweeps the same grid."""
     return {k: v for k, v in spec.items() if k != "what"}
-
-
-def folder_grids(store) -> List[dict]:
-    """The specs recorded in a store, oldest first (a store written before grids were recorded
-    holds its one spec under ``spec``)."""
-    grids = store.meta("grids")
-    if grids is None:
-        spec = store.meta("spec")
-        grids = [spec] if spec else []
-    return grids
 
 
 def _differences(there: dict, here: dict) -> List[str]:

@@ -43,7 +43,7 @@ from ufm.problem import UFMProblem, group_by_shape
 from ufm.records.schema import (CLOSED_FORM_QUANTITIES, CONFIG_COLUMNS, SOLVE_QUANTITIES, closed_form_column,
                                 convergence_column, kappa_column, numeric_column)
 from ufm.records.store import SweepStore
-from ufm.sweep.grids import admit, check_sweep_folder, folder_grids, point_needs
+from ufm.sweep.grids import admit, check_sweep_folder, point_needs
 from ufm.sweep.spec import WHAT, PointTable, SweepSpec, paused_gc
 
 __all__ = ["WHAT", "run_sweep", "sweep_status", "export_csv", "compute_group", "GROUP_SIZE", "ClusterError"]
@@ -201,7 +201,7 @@ def run_sweep(spec: SweepSpec, out, *, workers: Optional[int] = None, executor: 
     check_sweep_folder(out)
     if (out / "sweep.sqlite").is_file():
         with SweepStore(out / "sweep.sqlite", readonly=True) as store:
-            admit(spec, folder_grids(store), extend, out)  # refuses another grid before anything is written
+            admit(spec, store.grids(), extend, out)  # refuses another grid before anything is written
     close = None
     if cluster is not None and set(spec.what) != {"closed-form"}:
         executor, close = dask_executor(cluster, workers)  # connects before anything is written
@@ -224,7 +224,7 @@ def _run(spec, shapes, out, workers, executor, device, progress, log, extend) ->
     t0 = time.perf_counter()
     with SweepStore(out / "sweep.sqlite") as store:
         need = set(spec.what)
-        grids = admit(spec, folder_grids(store), extend, out)
+        grids = admit(spec, store.grids(), extend, out)
         finished = store.meta("finished") or {}
         if (len(grids) == 1 and finished.get("spec") == spec.to_dict() and need <= set(finished["what"])
                 and (out / "results.csv").is_file()):
@@ -451,7 +451,7 @@ def sweep_status(out) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: no sweep has been run in {out}")
     with SweepStore(path, readonly=True) as store:
-        grids = folder_grids(store)
+        grids = store.grids()
         errors = store.count("error")
         if len(grids) > 1:  # a point is done when it has the components of every grid holding it
             needs, have = point_needs(grids), store.components()

@@ -169,22 +169,21 @@ def _verify_flags(p: Parser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr (the results are printed all the same)")
 
 
-#: the rest of a grid given by flags or a file: d in {K-1, K, 2K} and the default grid's alphas
-_GRID_REST = {"dims": ["K-1", "K", "2K"], "alphas": [0.0, 0.05, 0.1, 0.2, 0.3], "lambda_w": [5e-3],
-              "lambda_h": [5e-3], "lambda_b": [0.0]}
-
 
 def _verify_grid(args) -> list:
     """(problem, seed) pairs: the default grid (``default_grid``, its three lambda settings) unless a
     grid flag other than --classes, --per-class, --seeds or a --config is given; then the Cartesian
     product of the lists, as ``ufm sweep`` expands it."""
-    from ufm.analysis.verify import default_grid
+    from ufm.analysis.verify import DEFAULT_ALPHAS, default_grid
     from ufm.cli.grid import GRID_KEYS, grid_spec
     from ufm.problem import UFMProblem
 
-    if args.config is None and all(getattr(args, k) is None for k in _GRID_REST):
+    # the rest of a grid given by flags or a file: d in {K-1, K, 2K} and the default grid's alphas
+    rest = {"dims": ["K-1", "K", "2K"], "alphas": list(DEFAULT_ALPHAS), "lambda_w": [5e-3], "lambda_h": [5e-3],
+            "lambda_b": [0.0]}
+    if args.config is None and all(getattr(args, k) is None for k in rest):
         return [pt for n in args.per_class for pt in default_grid(n, range(args.seeds), args.classes)]
-    for key, value in _GRID_REST.items():
+    for key, value in rest.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     spec = grid_spec(args, GRID_KEYS)
